@@ -1,0 +1,1 @@
+"""The lake: table registry, Delta I/O, DuckDB access, CRS and area helpers, feed readers, demo region."""

@@ -1,0 +1,71 @@
+"""Find deliveries in landing/ that a feed contract covers, and the contract for a given path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from lake.contracts import FeedContract, load_contracts
+from lake.errors import OnemapError
+from lake.settings import current_settings
+
+# Sidecar files belong to the .shp they sit beside; FileGDB internals to their .gdb folder.
+_SIDECARS = {".shx", ".dbf", ".prj", ".cpg", ".qix", ".sbn", ".sbx", ".xml"}
+
+
+@dataclass(frozen=True)
+class Delivery:
+    path: Path
+    contract: FeedContract
+
+    @property
+    def partition(self) -> str:
+        return self.contract.partition_of(self.path)
+
+
+def landing_deliveries(table: str | None = None) -> list[Delivery]:
+    """Every file under landing/ matched by a contract (optionally of one table), in a stable order."""
+    landing = current_settings().landing
+    found: dict[Path, Delivery] = {}
+    for contract in load_contracts().values():
+        if table is not None and contract.table != table:
+            continue
+        for pattern in contract.landing:
+            for path in sorted(landing.glob(pattern)):
+                if path.suffix.lower() not in _SIDECARS and path not in found:
+                    found[path] = Delivery(path, contract)
+    return sorted(found.values(), key=lambda d: (d.contract.feed, str(d.path)))
+
+
+def expand_paths(paths: list[Path]) -> list[Path]:
+    """Folders expand to the deliveries inside them (a .gdb folder is itself one delivery)."""
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir() and path.suffix.lower() != ".gdb":
+            out += sorted(p for p in path.rglob("*") if (p.is_file() and p.suffix.lower() not in _SIDECARS
+                          and ".gdb" not in {q.suffix.lower() for q in p.parents}) or
+                          (p.is_dir() and p.suffix.lower() == ".gdb"))
+        else:
+            out.append(path)
+    return out
+
+
+def contract_for(path: Path, feed: str | None = None) -> FeedContract:
+    """The named feed's contract, or the one whose landing pattern matches the path."""
+    contracts = load_contracts()
+    if feed is not None:
+        if feed not in contracts:
+            raise OnemapError(f"no feed contract named {feed!r}; known feeds: {', '.join(sorted(contracts))}")
+        return contracts[feed]
+    landing = current_settings().landing
+    try:
+        relative = path.resolve().relative_to(landing.resolve()).as_posix()
+    except ValueError:
+        relative = None
+    matches = [c for c in contracts.values() if relative is not None and c.matches(relative)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise OnemapError(f"{path}: no feed contract covers this file; pass --feed NAME or add a contract "
+                          f"under {current_settings().feeds_dir}")
+    raise OnemapError(f"{path}: several feed contracts match ({', '.join(c.feed for c in matches)}); pass --feed")

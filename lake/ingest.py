@@ -1,0 +1,185 @@
+"""Ingest one delivery into bronze, silver and quarantine, idempotently and without losing a row.
+
+Order of commits: quarantine and silver replace this source's earlier rows, then bronze, then the ingest log.
+A delivery whose (feed, sha256) already succeeded is a no-op. A crash between commits leaves every table at a
+consistent Delta version, and the re-run (not yet logged) replaces the same rows again, so nothing duplicates.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import shapely
+
+from lake import delta_io, domain
+from lake.area import ellipsoidal_area_m2
+from lake.bronze import Lineage, delivered_rows
+from lake.canonical import Canonical, canonicalize
+from lake.contracts import FeedContract
+from lake.crs import SourceCrs, resolve_crs, to_cgcs2000
+from lake.errors import FeedReadError, OnemapError
+from lake.readers.raw_batch import RawBatch, delivery_sha256
+from lake.readers.vector import read_vector
+from lake.registry import BRONZE, INGEST_LOG, QUARANTINE, SILVER, DISTRICTS, TableSpec
+from lake.validation import (Verdicts, check_dictionary, check_geometry, check_region, check_required,
+                             check_unique_key, new_verdicts)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    feed: str
+    source: str
+    status: str  # ingested | skipped | failed
+    batch_id: str
+    rows_read: int = 0
+    rows_silver: int = 0
+    rows_quarantined: int = 0
+    message: str = ""
+
+
+def source_uri_of(path: Path) -> str:
+    return path.resolve().as_posix()
+
+
+def already_ingested(feed: str, sha256: str) -> bool:
+    log = delta_io.open_table(INGEST_LOG)
+    if log is None:
+        return False
+    rows = log.to_pyarrow_table(columns=["feed", "source_sha256", "status"],
+                                filters=[("feed", "=", feed), ("source_sha256", "=", sha256)])
+    return "succeeded" in rows.column("status").to_pylist()
+
+
+def ingest_file(path: Path, contract: FeedContract) -> IngestResult:
+    """Ingest one delivered file through its contract. Raises FeedReadError (logged) when it cannot be read."""
+    started = datetime.now(UTC)
+    batch_id = f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    source = source_uri_of(path)
+    if not path.exists():
+        raise FeedReadError(str(path), "file not found")
+    sha = delivery_sha256(path)
+    if already_ingested(contract.feed, sha):
+        return IngestResult(contract.feed, source, "skipped", batch_id, message="already ingested (same sha256)")
+    try:
+        batch = read_vector(path, contract.format_of(path), contract.layer, contract.encoding)
+        source_crs = _source_crs(batch, contract)
+        lineage = Lineage(contract.feed, source, sha, batch_id, started)
+        result = _write_batch(batch, contract, source_crs, lineage)
+    except OnemapError as exc:
+        _log(batch_id, contract, source, sha, "failed", str(exc), started)
+        raise
+    _log(batch_id, contract, source, sha, "succeeded", result[3], started, result)
+    return IngestResult(contract.feed, source, "ingested", batch_id, *result)
+
+
+def _source_crs(batch: RawBatch, contract: FeedContract) -> SourceCrs:
+    declared = contract.crs if (contract.crs_override or not batch.crs) else batch.crs
+    try:
+        return resolve_crs(declared)
+    except OnemapError as exc:
+        raise FeedReadError(str(batch.source), str(exc)) from exc
+
+
+def _write_batch(batch: RawBatch, contract: FeedContract, crs: SourceCrs,
+                 lineage: Lineage) -> tuple[int, int, int, str]:
+    spec = SILVER[contract.table]
+    delivered = delivered_rows(batch, lineage, crs.label)
+    silver, verdicts = build_silver_rows(batch, contract, crs, delivered)
+    passed = verdicts.passed
+    quarantine = delivered.filter(pa.array(~passed)).append_column(
+        "rule_id", pa.array(verdicts.rule_id[~passed].tolist(), pa.string())).append_column(
+        "reason", pa.array(verdicts.reason[~passed].tolist(), pa.string()))
+    good = silver.filter(pa.array(passed))
+    repaired_rows = pc.filter(good.column("_row_number"), good.column("_repaired")).to_pylist()
+    delta_io.replace_where(QUARANTINE[spec.name], quarantine, "_source_uri", lineage.source_uri)
+    delta_io.merge_by_key(spec, good, lineage.source_uri)
+    delta_io.replace_where(BRONZE[spec.name], delivered, "_source_uri", lineage.source_uri)
+    note = f"repaired {len(repaired_rows)} invalid geometries (rows {_row_list(repaired_rows)})" if repaired_rows else ""
+    return batch.num_rows, good.num_rows, quarantine.num_rows, note
+
+
+def _row_list(rows: list[int], most: int = 20) -> str:
+    shown = ", ".join(map(str, rows[:most]))
+    return shown + (f" and {len(rows) - most} more" if len(rows) > most else "")
+
+
+def build_silver_rows(batch: RawBatch, contract: FeedContract, crs: SourceCrs,
+                      delivered: pa.Table) -> tuple[pa.Table, Verdicts]:
+    """Canonical, validated rows (all of them, with the verdict per row) in CGCS2000 with area and bbox."""
+    spec = SILVER[contract.table]
+    canonical = canonicalize(batch, contract, spec)
+    verdicts = new_verdicts(batch.num_rows)
+    verdicts.fail(np.array([p is not None for p in canonical.problems], dtype=bool), "FIELD_CAST",
+                  canonical.problems)
+    source_geoms = shapely.from_wkb(batch.geometry, on_invalid="ignore")
+    repaired = check_geometry(verdicts, source_geoms, spec.geometry_types, contract.repair_invalid)
+    usable = verdicts.passed
+    geoms = np.full(len(source_geoms), None, dtype=object)
+    if usable.any():
+        geoms[usable] = to_cgcs2000(source_geoms[usable], crs)
+    check_region(verdicts, geoms)
+    _fill_spatial(canonical, geoms)
+    if "source_crs" in canonical.columns and "source_crs" not in contract.fields:
+        canonical.columns["source_crs"] = pa.array([crs.label] * batch.num_rows, pa.string())
+    check_required(verdicts, canonical.columns, spec.required)
+    check_dictionary(verdicts, canonical.columns)
+    check_unique_key(verdicts, canonical.columns, spec.primary_key)
+    _derive(spec, canonical.columns, geoms)
+    bounds = shapely.bounds(geoms)
+    geometry_wkb = shapely.to_wkb(geoms, output_dimension=2)
+    lineage_columns = {f.name: delivered.column(f.name) for f in delivered.schema if f.name.startswith("_")}
+    table = pa.table({
+        **canonical.columns,
+        "geometry": pa.array(geometry_wkb.tolist(), pa.binary()),
+        "bbox_xmin": bounds[:, 0], "bbox_ymin": bounds[:, 1], "bbox_xmax": bounds[:, 2], "bbox_ymax": bounds[:, 3],
+        **lineage_columns,
+    })
+    return table.append_column("_repaired", pa.array(repaired)), verdicts
+
+
+def _fill_spatial(canonical: Canonical, geoms: np.ndarray) -> None:
+    """Columns the contract fills by location (`spatial: districts`): the district containing the row."""
+    for name in canonical.spatial_rules:
+        districts = delta_io.read_table(DISTRICTS, columns=["district_code", "geometry"])
+        if districts.num_rows == 0:
+            raise OnemapError(f"{name} is assigned by location but silver.districts is empty; ingest districts first")
+        tree = shapely.STRtree(shapely.from_wkb(districts.column("geometry").to_numpy(zero_copy_only=False)))
+        present = ~shapely.is_missing(geoms)
+        points = np.full(len(geoms), None, dtype=object)
+        points[present] = shapely.point_on_surface(geoms[present])
+        row, hit = tree.query(points, predicate="intersects")
+        codes = np.full(len(geoms), None, dtype=object)
+        codes[row] = districts.column("district_code").to_numpy(zero_copy_only=False)[hit]
+        canonical.columns[name] = pa.array(codes.tolist(), pa.string())
+
+
+def _derive(spec: TableSpec, columns: dict[str, pa.Array], geoms: np.ndarray) -> None:
+    """Computed columns: ellipsoidal area, net parcel area, class names from the dictionary."""
+    if "area_m2" in columns:
+        columns["area_m2"] = pa.array(ellipsoidal_area_m2(geoms), pa.float64(), from_pandas=True)
+    if "net_area_m2" in columns:
+        factor = pc.coalesce(columns["deduction_factor"],
+                             pc.divide(columns["deduction_area_m2"], columns["reported_area_m2"]), 0.0)
+        columns["net_area_m2"] = pc.multiply(columns["area_m2"], pc.subtract(1.0, factor))
+    if "land_class_name" in columns:
+        names = pa.array([c.name_zh for c in domain.land_classes().values()])
+        codes = pa.array(list(domain.land_classes()))
+        from_dictionary = pc.take(names, pc.index_in(columns["land_class_code"], codes))
+        columns["land_class_name"] = pc.coalesce(columns["land_class_name"], from_dictionary)
+
+
+def _log(batch_id: str, contract: FeedContract, source: str, sha: str, status: str, message: str,
+         started: datetime, counts: tuple[int, int, int, str] = (0, 0, 0, "")) -> None:
+    delta_io.append(INGEST_LOG, pa.table({
+        "batch_id": [batch_id], "feed": [contract.feed], "table_name": [contract.table], "source_uri": [source],
+        "source_sha256": [sha], "status": [status], "message": [message[:2000]],
+        "rows_read": [counts[0]], "rows_silver": [counts[1]], "rows_quarantined": [counts[2]],
+        "started_at": pa.array([started], pa.timestamp("us", tz="UTC")),
+        "finished_at": pa.array([datetime.now(UTC)], pa.timestamp("us", tz="UTC")),
+    }))

@@ -1,0 +1,44 @@
+"""What every reader returns: the delivery as it is, before any mapping or validation."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+
+@dataclass
+class RawBatch:
+    source: Path
+    layer: str
+    attributes: pa.Table  # delivered attribute columns, one row per feature, in delivery order
+    geometry: np.ndarray  # WKB bytes (object array, None where the feature has no geometry)
+    crs: str | None  # the CRS the file declares (EPSG code or WKT), None when it declares none
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.geometry)
+
+
+def delivery_files(path: Path) -> list[Path]:
+    """The files that make one delivery: a shapefile with its sidecars, a FileGDB folder's files, or the file."""
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file())
+    if path.suffix.lower() == ".shp":
+        return sorted(p for p in path.parent.glob(path.stem + ".*") if p.suffix.lower() in
+                      {".shp", ".shx", ".dbf", ".prj", ".cpg"})
+    return [path]
+
+
+def delivery_sha256(path: Path) -> str:
+    """Content hash of a delivery (names and bytes of all its files), so a re-delivery is recognised."""
+    digest = hashlib.sha256()
+    for file in delivery_files(path):
+        digest.update(file.relative_to(path if path.is_dir() else path.parent).as_posix().lower().encode())
+        with file.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,177 @@
+"""The table registry: every lake table's layer, name, schema, partitioning and primary key.
+
+Nothing else builds lake paths by hand (DESIGN §3); readers, writers, the CLI, DuckDB views and Dagster assets
+all come from here. A feed contract targets a registered table by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from lake.settings import current_settings
+
+BBOX_COLUMNS = ("bbox_xmin", "bbox_ymin", "bbox_xmax", "bbox_ymax")
+
+LINEAGE_FIELDS = [
+    pa.field("_feed", pa.string()),
+    pa.field("_source_uri", pa.string()),
+    pa.field("_source_sha256", pa.string()),
+    pa.field("_batch_id", pa.string()),
+    pa.field("_ingested_at", pa.timestamp("us", tz="UTC")),
+    pa.field("_row_number", pa.int64()),
+]
+
+GEOMETRY_FIELDS = [pa.field("geometry", pa.binary()), *(pa.field(c, pa.float64()) for c in BBOX_COLUMNS)]
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One lake table. `columns` are the canonical (non-lineage, non-geometry) columns."""
+
+    layer: str
+    name: str
+    columns: tuple[pa.Field, ...]
+    primary_key: tuple[str, ...] = ()
+    partition_by: tuple[str, ...] = ()
+    geometry_types: tuple[str, ...] = ()  # shapely type names allowed; empty = no geometry
+    required: tuple[str, ...] = ()
+    description: str = ""
+    lineage: bool = True
+    extra_properties: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.layer}/{self.name}"
+
+    @property
+    def has_geometry(self) -> bool:
+        return bool(self.geometry_types)
+
+    @property
+    def schema(self) -> pa.Schema:
+        fields = list(self.columns)
+        if self.has_geometry:
+            fields += GEOMETRY_FIELDS
+        if self.lineage:
+            fields += LINEAGE_FIELDS
+        return pa.schema(fields)
+
+    @property
+    def uri(self) -> str:
+        return table_uri(self.layer, self.name)
+
+    def table_properties(self) -> dict[str, str]:
+        """Recorded in the Delta table's properties so any engine can find the geometry contract."""
+        props = {"onemap.layer": self.layer, "onemap.primary_key": ",".join(self.primary_key), **self.extra_properties}
+        if self.has_geometry:
+            props |= {"onemap.geometry_columns": "geometry", "onemap.geometry_encoding": "WKB",
+                      "onemap.crs": "EPSG:4490", "onemap.bbox_columns": ",".join(BBOX_COLUMNS)}
+        return props
+
+
+def table_uri(layer: str, name: str) -> str:
+    return f"{current_settings().lake_uri.rstrip('/')}/{layer}/{name}"
+
+
+def _f(name: str, typ: pa.DataType) -> pa.Field:
+    return pa.field(name, typ)
+
+
+S, F64, I32, I64 = pa.string(), pa.float64(), pa.int32(), pa.int64()
+
+# --- silver: the canonical survey tables --------------------------------------------------------------------
+PARCELS = TableSpec(
+    "silver", "parcels",
+    columns=(
+        _f("parcel_id", S), _f("parcel_number", S), _f("survey_year", I32), _f("district_code", S),
+        _f("land_class_code", S), _f("land_class_name", S), _f("locating_unit_code", S),
+        _f("reported_area_m2", F64), _f("deduction_factor", F64), _f("deduction_area_m2", F64),
+        _f("urban_rural_code", S), _f("area_m2", F64), _f("net_area_m2", F64),
+    ),
+    primary_key=("parcel_id", "survey_year"), partition_by=("district_code",),
+    geometry_types=("Polygon", "MultiPolygon"), required=("parcel_id", "survey_year", "district_code", "land_class_code"),
+    description="Land-survey parcels (三调 图斑 DLTB), one row per parcel and survey year; area_m2 is ellipsoidal "
+                "on CGCS2000, net_area_m2 deducts field ridges (KCXS/KCMJ).",
+)
+CONTROL_LINES = TableSpec(
+    "silver", "control_lines",
+    columns=(_f("line_id", S), _f("line_type", S), _f("name", S), _f("district_code", S),
+             _f("reported_area_m2", F64), _f("area_m2", F64)),
+    primary_key=("line_id",), partition_by=("district_code",),
+    geometry_types=("Polygon", "MultiPolygon"), required=("line_id", "line_type", "district_code"),
+    description="The three planning control lines: ecological_red_line (生态保护红线), permanent_basic_farmland "
+                "(永久基本农田), urban_development_boundary (城镇开发边界).",
+    extra_properties={"onemap.line_types": "ecological_red_line,permanent_basic_farmland,urban_development_boundary"},
+)
+DISTRICTS = TableSpec(
+    "silver", "districts",
+    columns=(_f("district_code", S), _f("name", S), _f("area_m2", F64)),
+    primary_key=("district_code",),
+    geometry_types=("Polygon", "MultiPolygon"), required=("district_code",),
+    description="Districts and counties (区县) with their 6-digit administrative code.",
+)
+HAZARD_POINTS = TableSpec(
+    "silver", "hazard_points",
+    columns=(_f("hazard_id", S), _f("hazard_type", S), _f("scale", S), _f("threatened_people", I64),
+             _f("monitoring_level", S), _f("district_code", S)),
+    primary_key=("hazard_id",), partition_by=("district_code",),
+    geometry_types=("Point",), required=("hazard_id", "district_code"),
+    description="Geological hazard points (地质灾害隐患点).",
+)
+BUILDINGS = TableSpec(
+    "silver", "buildings",
+    columns=(_f("building_id", S), _f("name", S), _f("function", S), _f("storeys", I32), _f("height_m", F64),
+             _f("district_code", S), _f("lod", S), _f("source_format", S), _f("source_crs", S), _f("area_m2", F64)),
+    primary_key=("building_id",), partition_by=("district_code",),
+    geometry_types=("Polygon", "MultiPolygon"), required=("building_id", "district_code"),
+    description="Buildings: footprint (CGCS2000) with height and storeys, from survey footprints and CIM/BIM models.",
+)
+SILVER_TABLES = (DISTRICTS, PARCELS, CONTROL_LINES, HAZARD_POINTS, BUILDINGS)
+
+# --- bronze and quarantine: one per silver table, schema-stable whatever the feed's columns ------------------
+_DELIVERED = (
+    _f("layer_name", S),
+    pa.field("attributes", pa.map_(pa.string(), pa.string())),
+    _f("source_geometry", pa.binary()),
+    _f("source_crs", S),
+)
+
+
+def _bronze(spec: TableSpec) -> TableSpec:
+    return TableSpec("bronze", spec.name, columns=_DELIVERED,
+                     description=f"{spec.name} as delivered (attributes and geometry in the source CRS) + lineage.")
+
+
+def _quarantine(spec: TableSpec) -> TableSpec:
+    return TableSpec("quarantine", spec.name, columns=(_f("rule_id", S), _f("reason", S), *_DELIVERED),
+                     description=f"Rows of {spec.name} deliveries that failed a rule, with the rule id and reason.")
+
+
+BRONZE = {s.name: _bronze(s) for s in SILVER_TABLES}
+QUARANTINE = {s.name: _quarantine(s) for s in SILVER_TABLES}
+
+# --- meta: one row per ingest batch (a source file delivered to a feed) -------------------------------------
+INGEST_LOG = TableSpec(
+    "meta", "ingest_log",
+    columns=(_f("batch_id", S), _f("feed", S), _f("table_name", S), _f("source_uri", S), _f("source_sha256", S),
+             _f("status", S), _f("message", S), _f("rows_read", I64), _f("rows_silver", I64),
+             _f("rows_quarantined", I64), pa.field("started_at", pa.timestamp("us", tz="UTC")),
+             pa.field("finished_at", pa.timestamp("us", tz="UTC"))),
+    primary_key=("batch_id",), lineage=False,
+    description="Every ingest batch with its outcome; a succeeded (feed, sha256) makes a re-delivery a no-op.",
+)
+
+ALL_TABLES: tuple[TableSpec, ...] = (*SILVER_TABLES, *BRONZE.values(), *QUARANTINE.values(), INGEST_LOG)
+_BY_KEY = {t.key: t for t in ALL_TABLES}
+SILVER = {s.name: s for s in SILVER_TABLES}
+
+
+def get_table(key: str) -> TableSpec:
+    """Look a table up by `layer/name` (or a bare silver name)."""
+    spec = _BY_KEY.get(key) or SILVER.get(key)
+    if spec is None:
+        known = ", ".join(sorted(_BY_KEY))
+        raise KeyError(f"unknown table {key!r}; known tables: {known}")
+    return spec

@@ -1,0 +1,30 @@
+"""Asset checks for the ingest rules on every survey silver table (blocking where the severity is error)."""
+
+
+from collections.abc import Callable
+
+import dagster as dg
+
+from lake import silver_checks
+from lake.registry import SILVER_TABLES, TableSpec
+from orchestration.survey_assets import asset_key
+
+CHECKS: tuple[tuple[Callable[[TableSpec], silver_checks.CheckOutcome], dg.AssetCheckSeverity, bool], ...] = (
+    (silver_checks.primary_key_unique, dg.AssetCheckSeverity.ERROR, True),
+    (silver_checks.geometry_valid_in_region, dg.AssetCheckSeverity.ERROR, True),
+    (silver_checks.quarantine_of_latest_batches, dg.AssetCheckSeverity.WARN, False),
+)
+
+
+def _check(spec: TableSpec, fn: Callable, severity: dg.AssetCheckSeverity, blocking: bool) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset=asset_key(spec), name=fn.__name__, blocking=blocking, description=fn.__doc__)
+    def _run() -> dg.AssetCheckResult:
+        outcome = fn(spec)
+        return dg.AssetCheckResult(
+            passed=outcome.passed, severity=severity, description=outcome.description,
+            metadata={"failing_rows": outcome.failing_rows, "samples": dg.MetadataValue.json(outcome.samples)})
+
+    return _run
+
+
+SURVEY_CHECKS = [_check(spec, fn, sev, blocking) for spec in SILVER_TABLES for fn, sev, blocking in CHECKS]
