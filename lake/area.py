@@ -1,42 +1,51 @@
-"""Ellipsoidal area on the CGCS2000 ellipsoid, vectorised.
+"""Ellipsoidal area on the CGCS2000 ellipsoid, vectorised over all rings at once.
 
-The national land survey defines a parcel's area (图斑面积) on the ellipsoid. We project to a Lambert azimuthal
-equal-area projection on the CGCS2000 ellipsoid centred on the batch (exactly area-preserving) and take planar
-areas with shapely; tests hold this to pyproj's geodesic `Geod` within 1e-6 relative. A per-polygon geodesic loop
-would be two orders of magnitude slower at a million parcels.
+The national land survey defines a parcel's area (图斑面积) on the ellipsoid. We map lon/lat to Lambert's
+cylindrical equal-area projection on the CGCS2000 ellipsoid (authalic latitude in closed form, so exactly
+area-preserving) and take shoelace areas of every ring with numpy — no per-polygon loop and no second pass
+through PROJ, which matters at a million parcels. Tests hold it to pyproj's geodesic `Geod` within 1e-6 relative
+for parcel- and district-sized polygons.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
-import pyproj
 import shapely
 
 from lake.crs import CGCS2000_A, CGCS2000_RF
 
+_F = 1.0 / CGCS2000_RF
+_E2 = _F * (2.0 - _F)
+_E = np.sqrt(_E2)
 
-@lru_cache(maxsize=32)
-def _equal_area_transformer(lon0: float, lat0: float) -> pyproj.Transformer:
-    laea = f"+proj=laea +lat_0={lat0} +lon_0={lon0} +a={CGCS2000_A} +rf={CGCS2000_RF} +units=m +no_defs"
-    return pyproj.Transformer.from_crs("EPSG:4490", laea, always_xy=True)
+
+def _authalic_q(lat_deg: np.ndarray) -> np.ndarray:
+    """q(φ) of the ellipsoid; a cylindrical equal-area projection has y = a·q/2."""
+    s = np.sin(np.radians(lat_deg))
+    return (1.0 - _E2) * (s / (1.0 - _E2 * s * s) - np.log((1.0 - _E * s) / (1.0 + _E * s)) / (2.0 * _E))
 
 
 def ellipsoidal_area_m2(geoms: np.ndarray) -> np.ndarray:
-    """Area in m² of CGCS2000 lon/lat geometries (NaN for missing ones)."""
+    """Area in m² of CGCS2000 lon/lat (multi)polygons; NaN for missing geometries, 0 for other types."""
     geoms = np.asarray(geoms, dtype=object)
-    present = ~shapely.is_missing(geoms)
     out = np.full(len(geoms), np.nan)
-    if not present.any():
+    present = ~shapely.is_missing(geoms)
+    parts, part_owner = shapely.get_parts(geoms[present], return_index=True)
+    polygonal = shapely.get_type_id(parts) == 3
+    parts, part_owner = parts[polygonal], part_owner[polygonal]
+    if len(parts) == 0:
+        out[present] = 0.0
         return out
-    xmin, ymin, xmax, ymax = shapely.total_bounds(geoms[present])
-    # Round the centre so batches of one region share a cached transformer.
-    transformer = _equal_area_transformer(round((xmin + xmax) / 2, 1), round((ymin + ymax) / 2, 1))
-
-    def project(coords: np.ndarray) -> np.ndarray:
-        x, y = transformer.transform(coords[:, 0], coords[:, 1])
-        return np.column_stack([x, y])
-
-    out[present] = shapely.area(shapely.transform(geoms[present], project))
+    rings, ring_part = shapely.get_rings(parts, return_index=True)
+    coords, ring_of_coord = shapely.get_coordinates(rings, return_index=True)
+    x = np.radians(coords[:, 0]) * CGCS2000_A
+    y = _authalic_q(coords[:, 1]) * CGCS2000_A / 2.0
+    # shoelace per ring: sum of x_i*y_{i+1} - x_{i+1}*y_i over consecutive vertices of the same ring
+    same_ring = ring_of_coord[1:] == ring_of_coord[:-1]
+    cross = (x[:-1] * y[1:] - x[1:] * y[:-1]) * same_ring
+    ring_area = np.abs(np.bincount(ring_of_coord[:-1], weights=cross, minlength=len(rings))) / 2.0
+    # the first ring of each polygon is its shell; later rings are holes
+    is_shell = np.r_[True, ring_part[1:] != ring_part[:-1]]
+    part_area = np.bincount(ring_part, weights=np.where(is_shell, ring_area, -ring_area), minlength=len(parts))
+    out[present] = np.bincount(part_owner, weights=part_area, minlength=int(present.sum()))
     return out

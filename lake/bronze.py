@@ -24,11 +24,11 @@ class Lineage:
     def columns(self, row_numbers: np.ndarray) -> dict[str, pa.Array]:
         n = len(row_numbers)
         return {
-            "_feed": pa.array([self.feed] * n, pa.string()),
-            "_source_uri": pa.array([self.source_uri] * n, pa.string()),
-            "_source_sha256": pa.array([self.source_sha256] * n, pa.string()),
-            "_batch_id": pa.array([self.batch_id] * n, pa.string()),
-            "_ingested_at": pa.array([self.ingested_at] * n, pa.timestamp("us", tz="UTC")),
+            "_feed": pa.repeat(pa.scalar(self.feed, pa.string()), n),
+            "_source_uri": pa.repeat(pa.scalar(self.source_uri, pa.string()), n),
+            "_source_sha256": pa.repeat(pa.scalar(self.source_sha256, pa.string()), n),
+            "_batch_id": pa.repeat(pa.scalar(self.batch_id, pa.string()), n),
+            "_ingested_at": pa.repeat(pa.scalar(self.ingested_at, pa.timestamp("us", tz="UTC")), n),
             "_row_number": pa.array(row_numbers, pa.int64()),
         }
 
@@ -61,9 +61,9 @@ def delivered_rows(batch: RawBatch, lineage: Lineage, source_crs: str) -> pa.Tab
     """One bronze row per delivered feature, in delivery order (row numbers are 1-based)."""
     n = batch.num_rows
     return pa.table({
-        "layer_name": pa.array([batch.layer] * n, pa.string()),
+        "layer_name": pa.repeat(pa.scalar(batch.layer, pa.string()), n),
         "attributes": attributes_map(batch.attributes),
-        "source_geometry": pa.array(batch.geometry.tolist(), pa.binary()),
-        "source_crs": pa.array([source_crs] * n, pa.string()),
+        "source_geometry": pa.array(batch.geometry, pa.binary()),
+        "source_crs": pa.repeat(pa.scalar(source_crs, pa.string()), n),
         **lineage.columns(np.arange(1, n + 1)),
     })

@@ -69,15 +69,17 @@ def to_cgcs2000(geoms: np.ndarray, source: SourceCrs) -> np.ndarray:
     if source.is_gcj02:
         return shapely.transform(geoms, _gcj02_coords_to_wgs84)
     assert source.crs is not None
+    if shapely.has_z(geoms).any():
+        geoms = shapely.force_2d(geoms)
     if source.crs.to_epsg() == TARGET_EPSG:
-        return shapely.force_2d(geoms)
+        return geoms
     transformer = _transformer_to_cgcs2000(source.crs.to_wkt())
 
     def project(coords: np.ndarray) -> np.ndarray:
         x, y = transformer.transform(coords[:, 0], coords[:, 1])
         return np.column_stack([x, y])
 
-    return shapely.transform(shapely.force_2d(geoms), project)
+    return shapely.transform(geoms, project)
 
 
 # --- GCJ-02 --------------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import DeltaTable, write_deltalake
+from deltalake import ColumnProperties, DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from lake.registry import TableSpec
@@ -41,6 +41,16 @@ def ensure_table(spec: TableSpec) -> DeltaTable:
     return DeltaTable(spec.uri)
 
 
+def writer_properties(spec: TableSpec) -> WriterProperties:
+    """No Parquet min/max statistics on WKB, attribute maps and other blobs: useless for skipping, costly to write.
+
+    Geometry skipping goes through the bbox_* columns, whose statistics stay on.
+    """
+    blobs = {f.name: ColumnProperties(statistics_enabled="NONE") for f in spec.schema
+             if pa.types.is_binary(f.type) or pa.types.is_map(f.type)}
+    return WriterProperties(column_properties=blobs)
+
+
 def conform(spec: TableSpec, data: pa.Table) -> pa.Table:
     """Select and cast the registry's columns in order; a missing column is an error in our code, not the feed's."""
     return pa.Table.from_arrays([data.column(f.name).cast(f.type) for f in spec.schema], schema=spec.schema)
@@ -48,21 +58,29 @@ def conform(spec: TableSpec, data: pa.Table) -> pa.Table:
 
 def append(spec: TableSpec, data: pa.Table) -> None:
     ensure_table(spec)
-    write_deltalake(spec.uri, conform(spec, data), mode="append")
+    write_deltalake(spec.uri, conform(spec, data), mode="append", writer_properties=writer_properties(spec))
 
 
 def replace_where(spec: TableSpec, data: pa.Table, column: str, value: str) -> None:
     """Replace every row whose `column` equals `value` with `data` (all of which carry that value), one commit."""
     ensure_table(spec)
-    write_deltalake(spec.uri, conform(spec, data), mode="overwrite", predicate=f"{column} = {_sql_literal(value)}")
+    write_deltalake(spec.uri, conform(spec, data), mode="overwrite", predicate=f"{column} = {_sql_literal(value)}",
+                    writer_properties=writer_properties(spec))
 
 
 def merge_by_key(spec: TableSpec, data: pa.Table, source_uri: str) -> dict[str, Any]:
-    """Upsert rows by primary key and drop the rows this source delivered before but no longer does; one commit."""
+    """Upsert rows by primary key and drop the rows this source delivered before but no longer does; one commit.
+
+    Into an empty table this is a plain append (same result, without the merge's join).
+    """
     table = ensure_table(spec)
+    if row_count(table) == 0:
+        write_deltalake(spec.uri, conform(spec, data), mode="append", writer_properties=writer_properties(spec))
+        return {"num_target_rows_inserted": data.num_rows}
     predicate = " AND ".join(f"t.{k} = s.{k}" for k in spec.primary_key)
     return (
-        table.merge(conform(spec, data), predicate=predicate, source_alias="s", target_alias="t")
+        table.merge(conform(spec, data), predicate=predicate, source_alias="s", target_alias="t",
+                    writer_properties=writer_properties(spec))
         .when_matched_update_all()
         .when_not_matched_insert_all()
         .when_not_matched_by_source_delete(predicate=f"t._source_uri = {_sql_literal(source_uri)}")

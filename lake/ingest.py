@@ -115,14 +115,14 @@ def build_silver_rows(batch: RawBatch, contract: FeedContract, crs: SourceCrs,
     spec = SILVER[contract.table]
     canonical = canonicalize(batch, contract, spec)
     verdicts = new_verdicts(batch.num_rows)
-    verdicts.fail(np.array([p is not None for p in canonical.problems], dtype=bool), "FIELD_CAST",
-                  canonical.problems)
+    verdicts.fail(np.not_equal(canonical.problems, None), "FIELD_CAST", canonical.problems)
     source_geoms = shapely.from_wkb(batch.geometry, on_invalid="ignore")
     repaired = check_geometry(verdicts, source_geoms, spec.geometry_types, contract.repair_invalid)
     usable = verdicts.passed
     geoms = np.full(len(source_geoms), None, dtype=object)
     if usable.any():
         geoms[usable] = to_cgcs2000(source_geoms[usable], crs)
+    del source_geoms  # bronze keeps the delivered WKB; free the GEOS copies early (memory at 1M parcels)
     check_region(verdicts, geoms)
     _fill_spatial(canonical, geoms)
     if "source_crs" in canonical.columns and "source_crs" not in contract.fields:
@@ -136,7 +136,7 @@ def build_silver_rows(batch: RawBatch, contract: FeedContract, crs: SourceCrs,
     lineage_columns = {f.name: delivered.column(f.name) for f in delivered.schema if f.name.startswith("_")}
     table = pa.table({
         **canonical.columns,
-        "geometry": pa.array(geometry_wkb.tolist(), pa.binary()),
+        "geometry": pa.array(geometry_wkb, pa.binary()),
         "bbox_xmin": bounds[:, 0], "bbox_ymin": bounds[:, 1], "bbox_xmax": bounds[:, 2], "bbox_ymax": bounds[:, 3],
         **lineage_columns,
     })

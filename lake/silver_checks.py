@@ -41,7 +41,7 @@ def geometry_valid_in_region(spec: TableSpec) -> CheckOutcome:
                         f"every geometry of {spec.key} is valid CGCS2000 inside the region", [r[0] for r in rows[:10]])
 
 
-def quarantine_of_latest_batches(spec: TableSpec) -> CheckOutcome:
+def no_quarantined_rows(spec: TableSpec) -> CheckOutcome:
     """Warn when the latest delivery of any source sent rows to quarantine (they need the producer's attention)."""
     if delta_io.open_table(QUARANTINE[spec.name]) is None or delta_io.open_table(INGEST_LOG) is None:
         return CheckOutcome("no_quarantined_rows", True, 0, f"no rows of {spec.name} deliveries in quarantine")

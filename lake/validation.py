@@ -35,7 +35,7 @@ class Verdicts:
 
     @property
     def passed(self) -> np.ndarray:
-        return np.array([r is None for r in self.rule_id], dtype=bool)
+        return np.equal(self.rule_id, None)
 
     def fail(self, mask: np.ndarray, rule: str, reasons: np.ndarray | str) -> None:
         """Record `rule` on rows in `mask` that have not failed an earlier rule."""
@@ -64,8 +64,10 @@ def check_geometry(verdicts: Verdicts, source_geoms: np.ndarray, allowed_types: 
                       "MultiPolygon", "GeometryCollection"], dtype=object)
     kinds = np.where(type_ids >= 0, names[np.clip(type_ids, 0, 7)], "None")
     wrong = ~missing & ~np.isin(kinds, allowed_types)
-    verdicts.fail(wrong, "GEOM_TYPE", np.array([f"geometry is {k}; this table takes {'/'.join(allowed_types)}"
-                                                for k in kinds], dtype=object))
+    if wrong.any():
+        reasons = np.full(len(source_geoms), None, dtype=object)
+        reasons[wrong] = [f"geometry is {k}; this table takes {'/'.join(allowed_types)}" for k in kinds[wrong]]
+        verdicts.fail(wrong, "GEOM_TYPE", reasons)
     present = ~missing & ~wrong
     invalid = present & ~shapely.is_valid(source_geoms)
     repaired = np.zeros(len(source_geoms), dtype=bool)
@@ -124,8 +126,9 @@ def check_dictionary(verdicts: Verdicts, columns: dict[str, pa.Array]) -> None:
         unknown = pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, pa.array(allowed)))).to_numpy(
             zero_copy_only=False)
         if unknown.any():
-            texts = np.array(values.to_pylist(), dtype=object)
-            reasons = np.array([f"{label} {v!r} is not in the dictionary" for v in texts], dtype=object)
+            reasons = np.full(len(unknown), None, dtype=object)
+            reasons[unknown] = [f"{label} {v!r} is not in the dictionary"
+                                for v in values.filter(pa.array(unknown)).to_pylist()]
             verdicts.fail(unknown, rule, reasons)
 
 

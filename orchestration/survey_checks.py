@@ -12,7 +12,7 @@ from orchestration.survey_assets import asset_key
 CHECKS: tuple[tuple[Callable[[TableSpec], silver_checks.CheckOutcome], dg.AssetCheckSeverity, bool], ...] = (
     (silver_checks.primary_key_unique, dg.AssetCheckSeverity.ERROR, True),
     (silver_checks.geometry_valid_in_region, dg.AssetCheckSeverity.ERROR, True),
-    (silver_checks.quarantine_of_latest_batches, dg.AssetCheckSeverity.WARN, False),
+    (silver_checks.no_quarantined_rows, dg.AssetCheckSeverity.WARN, False),
 )
 
 

@@ -66,7 +66,7 @@ def _read_ogr(path: Path, layer: str | None, encoding: str | None) -> RawBatch:
         raise FeedReadError(str(path), f"not readable as {path.suffix or 'vector data'}: {exc}") from exc
     geometry_columns = [f.name for f in table.schema if (f.metadata or {}).get(b"ARROW:extension:name") == b"geoarrow.wkb"]
     if geometry_columns:
-        geometry = np.array(table.column(geometry_columns[0]).to_pylist(), dtype=object)
+        geometry = table.column(geometry_columns[0]).to_numpy(zero_copy_only=False).astype(object)
     else:
         geometry = np.full(table.num_rows, None, dtype=object)
     attributes = table.drop_columns(geometry_columns)
