@@ -65,14 +65,14 @@ def make_parcels(path: Path, n: int, seed: int = 0) -> None:
 def _child(mode: str, path: str) -> None:
     """Run one measured step in this (child) process and print its figures as JSON."""
     from lake.contracts import get_contract
-    from lake.ingest import ingest_file
+    from lake.ingest import ingest_source
 
     start = time.perf_counter()
     if mode == "read":
         _, table = pyogrio.read_arrow(path, layer="DLTB")
         rows = table.num_rows
     else:
-        result = ingest_file(Path(path), get_contract("bench_parcels"))
+        result = ingest_source(Path(path), get_contract("bench_parcels"))
         assert result.status == "ingested", result
         rows = result.rows_silver
     print(json.dumps({"rows": rows, "seconds": time.perf_counter() - start}))

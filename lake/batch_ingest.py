@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from lake import delta_io
 from lake.discovery import Delivery, landing_deliveries
 from lake.errors import OnemapError
-from lake.ingest import IngestResult, ingest_file, source_uri_of
+from lake.ingest import IngestResult, ingest_source, source_uri_of
 from lake.registry import BRONZE, QUARANTINE, SILVER
 
 Progress = Callable[[Delivery, int, int], None]
@@ -20,9 +20,9 @@ def ingest_deliveries(deliveries: Iterable[Delivery], progress: Progress | None 
         if progress:
             progress(delivery, i, len(deliveries))
         try:
-            results.append(ingest_file(delivery.path, delivery.contract))
+            results.append(ingest_source(delivery.source, delivery.contract))
         except OnemapError as exc:
-            results.append(IngestResult(delivery.contract.feed, source_uri_of(delivery.path), "failed", "",
+            results.append(IngestResult(delivery.contract.feed, source_uri_of(delivery.source), "failed", "",
                                         message=str(exc)))
     if progress and deliveries:
         progress(deliveries[-1], len(deliveries), len(deliveries))

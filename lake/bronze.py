@@ -30,6 +30,7 @@ class Lineage:
             "_batch_id": pa.repeat(pa.scalar(self.batch_id, pa.string()), n),
             "_ingested_at": pa.repeat(pa.scalar(self.ingested_at, pa.timestamp("us", tz="UTC")), n),
             "_row_number": pa.array(row_numbers, pa.int64()),
+            "_row_hash": pa.nulls(n, pa.string()),
         }
 
 

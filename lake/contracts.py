@@ -6,6 +6,9 @@ Adding a feed is adding a contract (in `lake/feeds/` or `$ONEMAP_HOME/feeds/`), 
     table: parcels                 # a silver table of the registry
     format: gpkg                   # gpkg | shapefile | geojson | filegdb (default: from the file name)
     landing: survey/parcels/2019/DLTB_*.gpkg   # glob(s) under $ONEMAP_HOME/landing
+    url: https://example.org/stac/search      # instead of landing: a source polled by URL (needs format:)
+    options: {}                    # reader-specific settings (see the reader's docstring)
+    prune_missing: true            # a re-delivery drops rows its source no longer has (false: incremental)
     layer: DLTB                    # optional; default the file's first layer
     crs: EPSG:4545                 # used when the file carries no CRS (GeoJSON, .prj-less); GCJ-02 allowed
     crs_override: false            # true: the contract's CRS wins over the file's
@@ -37,7 +40,6 @@ from lake.settings import current_settings
 
 REPO_FEEDS_DIR = Path(__file__).resolve().parent / "feeds"
 REGION_PARTITION = "500000"
-FORMATS = ("gpkg", "shapefile", "geojson", "filegdb")
 _SUFFIX_FORMATS = {".gpkg": "gpkg", ".shp": "shapefile", ".geojson": "geojson", ".json": "geojson", ".gdb": "filegdb"}
 
 
@@ -73,8 +75,11 @@ class FeedContract(BaseModel):
     feed: str
     table: str
     description: str = ""
-    format: Literal["gpkg", "shapefile", "geojson", "filegdb"] | None = None
+    format: str | None = None
     landing: list[str] = []
+    url: str | None = None
+    options: dict[str, Any] = {}
+    prune_missing: bool = True
     layer: str | None = None
     crs: str | None = None
     crs_override: bool = False
@@ -96,6 +101,12 @@ class FeedContract(BaseModel):
 
     @model_validator(mode="after")
     def _fits_table(self) -> FeedContract:
+        from lake.readers import READERS
+
+        if self.format is not None and self.format not in READERS:
+            raise ValueError(f"format {self.format!r} is not known; formats: {', '.join(sorted(READERS))}")
+        if self.url is not None and self.format is None:
+            raise ValueError("a feed with `url:` needs `format:`")
         if self.table not in SILVER:
             raise ValueError(f"table {self.table!r} is not a silver table; use one of {sorted(SILVER)}")
         spec = SILVER[self.table]
@@ -112,12 +123,12 @@ class FeedContract(BaseModel):
     def _path_regex(self) -> re.Pattern[str] | None:
         return re.compile(self.district.from_path) if self.district and self.district.from_path else None
 
-    def format_of(self, path: Path) -> str:
+    def format_of(self, source: str | Path) -> str:
         if self.format:
             return self.format
-        fmt = _SUFFIX_FORMATS.get(path.suffix.lower())
+        fmt = _SUFFIX_FORMATS.get(Path(str(source)).suffix.lower())
         if fmt is None:
-            raise OnemapError(f"{path}: cannot tell the format from the name; set `format:` in feed {self.feed}")
+            raise OnemapError(f"{source}: cannot tell the format from the name; set `format:` in feed {self.feed}")
         return fmt
 
     def matches(self, relative_path: str) -> bool:

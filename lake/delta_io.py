@@ -88,6 +88,27 @@ def merge_by_key(spec: TableSpec, data: pa.Table, source_uri: str) -> dict[str, 
     )
 
 
+def upsert_changed(spec: TableSpec, data: pa.Table) -> int:
+    """Incremental sources: insert new keys, replace rows whose `_row_hash` changed, leave the rest untouched.
+
+    Unchanged rows are dropped before the merge, so an unchanged poll writes no new version at all.
+    Returns the number of rows written.
+    """
+    table = ensure_table(spec)
+    key = list(spec.primary_key)
+    existing = table.to_pyarrow_table(columns=[*key, "_row_hash"])
+    if existing.num_rows:
+        same = data.select([*key, "_row_hash"]).join(existing, keys=[*key, "_row_hash"], join_type="left semi")
+        data = data.join(same.select(key), keys=key, join_type="left anti") if same.num_rows else data
+    if data.num_rows == 0:
+        return 0
+    predicate = " AND ".join(f"t.{k} = s.{k}" for k in key)
+    (table.merge(conform(spec, data), predicate=predicate, source_alias="s", target_alias="t",
+                 writer_properties=writer_properties(spec))
+     .when_matched_update_all().when_not_matched_insert_all().execute())
+    return data.num_rows
+
+
 def read_table(spec: TableSpec, columns: list[str] | None = None, version: int | None = None) -> pa.Table:
     """All rows (empty table with the registry schema when the table does not exist)."""
     table = open_table(spec, version)

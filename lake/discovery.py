@@ -15,12 +15,18 @@ _SIDECARS = {".shx", ".dbf", ".prj", ".cpg", ".qix", ".sbn", ".sbx", ".xml"}
 
 @dataclass(frozen=True)
 class Delivery:
-    path: Path
+    """One thing to ingest: a file or folder under landing/ (or given on the command line), or a feed's URL."""
+
+    source: Path | str
     contract: FeedContract
 
     @property
+    def name(self) -> str:
+        return self.source.name if isinstance(self.source, Path) else str(self.source)
+
+    @property
     def partition(self) -> str:
-        return self.contract.partition_of(self.path)
+        return self.contract.partition_of(Path(str(self.source)))
 
 
 def landing_deliveries(table: str | None = None) -> list[Delivery]:
@@ -34,7 +40,13 @@ def landing_deliveries(table: str | None = None) -> list[Delivery]:
             for path in sorted(landing.glob(pattern)):
                 if path.suffix.lower() not in _SIDECARS and path not in found:
                     found[path] = Delivery(path, contract)
-    return sorted(found.values(), key=lambda d: (d.contract.feed, str(d.path)))
+    return sorted(found.values(), key=lambda d: (d.contract.feed, str(d.source)))
+
+
+def url_deliveries(table: str | None = None) -> list[Delivery]:
+    """Feeds polled by URL (e.g. a STAC API search), one delivery each."""
+    return [Delivery(c.url, c) for c in load_contracts().values()
+            if c.url is not None and (table is None or c.table == table)]
 
 
 def expand_paths(paths: list[Path]) -> list[Path]:

@@ -24,8 +24,8 @@ from lake.canonical import Canonical, canonicalize
 from lake.contracts import FeedContract
 from lake.crs import SourceCrs, resolve_crs, to_cgcs2000
 from lake.errors import FeedReadError, OnemapError
+from lake.readers import read_delivery
 from lake.readers.raw_batch import RawBatch, delivery_sha256
-from lake.readers.vector import read_vector
 from lake.registry import BRONZE, INGEST_LOG, QUARANTINE, SILVER, DISTRICTS, TableSpec
 from lake.validation import (Verdicts, check_dictionary, check_geometry, check_region, check_required,
                              check_unique_key, new_verdicts)
@@ -43,8 +43,10 @@ class IngestResult:
     message: str = ""
 
 
-def source_uri_of(path: Path) -> str:
-    return path.resolve().as_posix()
+def source_uri_of(source: str | Path) -> str:
+    """Local deliveries by absolute path; URLs as they are."""
+    text = str(source)
+    return text if "://" in text else Path(text).resolve().as_posix()
 
 
 def already_ingested(feed: str, sha256: str) -> bool:
@@ -56,26 +58,36 @@ def already_ingested(feed: str, sha256: str) -> bool:
     return "succeeded" in rows.column("status").to_pylist()
 
 
-def ingest_file(path: Path, contract: FeedContract) -> IngestResult:
-    """Ingest one delivered file through its contract. Raises FeedReadError (logged) when it cannot be read."""
+def ingest_source(source: str | Path, contract: FeedContract) -> IngestResult:
+    """Ingest one delivery (a local file or folder, or a URL) through its contract.
+
+    Raises FeedReadError (and logs the failed batch) when the delivery cannot be read at all.
+    """
     started = datetime.now(UTC)
     batch_id = f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-    source = source_uri_of(path)
-    if not path.exists():
-        raise FeedReadError(str(path), "file not found")
-    sha = delivery_sha256(path)
-    if already_ingested(contract.feed, sha):
-        return IngestResult(contract.feed, source, "skipped", batch_id, message="already ingested (same sha256)")
+    uri = source_uri_of(source)
+    is_local = "://" not in uri
+    sha = ""
     try:
-        batch = read_vector(path, contract.format_of(path), contract.layer, contract.encoding)
+        if is_local:
+            if not Path(uri).exists():
+                raise FeedReadError(str(source), "file not found")
+            sha = delivery_sha256(Path(uri))
+            if already_ingested(contract.feed, sha):
+                return IngestResult(contract.feed, uri, "skipped", batch_id, message="already ingested (same sha256)")
+        batch = read_delivery(uri, contract)
+        if not is_local:
+            sha = batch.sha256 or ""
+            if sha and already_ingested(contract.feed, sha):
+                return IngestResult(contract.feed, uri, "skipped", batch_id, message="unchanged since last ingest")
         source_crs = _source_crs(batch, contract)
-        lineage = Lineage(contract.feed, source, sha, batch_id, started)
+        lineage = Lineage(contract.feed, uri, sha, batch_id, started)
         result = _write_batch(batch, contract, source_crs, lineage)
     except OnemapError as exc:
-        _log(batch_id, contract, source, sha, "failed", str(exc), started)
+        _log(batch_id, contract, uri, sha, "failed", str(exc), started)
         raise
-    _log(batch_id, contract, source, sha, "succeeded", result[3], started, result)
-    return IngestResult(contract.feed, source, "ingested", batch_id, *result)
+    _log(batch_id, contract, uri, sha, "succeeded", result[3], started, result)
+    return IngestResult(contract.feed, uri, "ingested", batch_id, *result)
 
 
 def _source_crs(batch: RawBatch, contract: FeedContract) -> SourceCrs:
@@ -98,10 +110,32 @@ def _write_batch(batch: RawBatch, contract: FeedContract, crs: SourceCrs,
     good = silver.filter(pa.array(passed))
     repaired_rows = pc.filter(good.column("_row_number"), good.column("_repaired")).to_pylist()
     delta_io.replace_where(QUARANTINE[spec.name], quarantine, "_source_uri", lineage.source_uri)
-    delta_io.merge_by_key(spec, good, lineage.source_uri)
+    if contract.prune_missing:
+        delta_io.merge_by_key(spec, good, lineage.source_uri)
+    else:
+        delta_io.upsert_changed(spec, good)
+    _write_children(batch, spec, passed, lineage, contract.prune_missing)
     delta_io.replace_where(BRONZE[spec.name], delivered, "_source_uri", lineage.source_uri)
     note = f"repaired {len(repaired_rows)} invalid geometries (rows {_row_list(repaired_rows)})" if repaired_rows else ""
     return batch.num_rows, good.num_rows, quarantine.num_rows, note
+
+
+def _write_children(batch: RawBatch, spec: TableSpec, passed: np.ndarray, lineage: Lineage, prune: bool) -> None:
+    """Rows of child tables (e.g. an item's assets) follow their parent: only children of rows that passed."""
+    for name, rows in batch.children.items():
+        child = SILVER[name]
+        parent_rows = rows.column("_parent_row").to_numpy()
+        keep = passed[parent_rows - 1]
+        rows = rows.filter(pa.array(keep))
+        rows = rows.append_column("_row_number", rows.column("_parent_row").cast(pa.int64())).drop_columns(
+            ["_parent_row"])
+        for column, values in lineage.columns(np.zeros(rows.num_rows, dtype=np.int64)).items():
+            if column != "_row_number":
+                rows = rows.append_column(column, values)
+        if prune:
+            delta_io.merge_by_key(child, rows, lineage.source_uri)
+        else:
+            delta_io.upsert_changed(child, rows)
 
 
 def _row_list(rows: list[int], most: int = 20) -> str:
@@ -134,6 +168,8 @@ def build_silver_rows(batch: RawBatch, contract: FeedContract, crs: SourceCrs,
     bounds = shapely.bounds(geoms)
     geometry_wkb = shapely.to_wkb(geoms, output_dimension=2)
     lineage_columns = {f.name: delivered.column(f.name) for f in delivered.schema if f.name.startswith("_")}
+    if batch.row_hashes is not None:
+        lineage_columns["_row_hash"] = pa.array(batch.row_hashes, pa.string())
     table = pa.table({
         **canonical.columns,
         "geometry": pa.array(geometry_wkb, pa.binary()),

@@ -21,6 +21,7 @@ LINEAGE_FIELDS = [
     pa.field("_batch_id", pa.string()),
     pa.field("_ingested_at", pa.timestamp("us", tz="UTC")),
     pa.field("_row_number", pa.int64()),
+    pa.field("_row_hash", pa.string()),  # content hash from incremental readers (STAC API), else null
 ]
 
 GEOMETRY_FIELDS = [pa.field("geometry", pa.binary()), *(pa.field(c, pa.float64()) for c in BBOX_COLUMNS)]

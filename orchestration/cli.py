@@ -72,7 +72,7 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Files or folders to
     with _progress() as bar:
         task = bar.add_task("ingest", total=len(deliveries))
         results = ingest_deliveries(deliveries, lambda d, i, n: bar.update(task, completed=i,
-                                                                           description=f"ingest {d.path.name}"))
+                                                                           description=f"ingest {d.name}"))
     for r in results:
         line = (f"{r.status:9} {r.source}  read={r.rows_read} silver={r.rows_silver} "
                 f"quarantined={r.rows_quarantined}" + (f"  {r.message}" if r.message else ""))

@@ -28,12 +28,12 @@ def landing_sensor(context: SensorEvaluationContext) -> dg.SensorResult:
     changed: dict[tuple[str, str | None], list[str]] = defaultdict(list)
     current: dict[str, str] = {}
     for delivery in landing_deliveries():
-        sig = _signature(delivery.path)
-        current[str(delivery.path)] = sig
-        if seen.get(str(delivery.path)) != sig:
+        sig = _signature(delivery.source)
+        current[str(delivery.source)] = sig
+        if seen.get(str(delivery.source)) != sig:
             spec = SILVER[delivery.contract.table]
             partition = delivery.partition if "district_code" in spec.partition_by else None
-            changed[(spec.name, partition)].append(f"{delivery.path}@{sig}")
+            changed[(spec.name, partition)].append(f"{delivery.source}@{sig}")
     requests = [
         dg.RunRequest(run_key=f"{table}:{partition}:{hash(tuple(items))}", asset_selection=[asset_key(SILVER[table])],
                       partition_key=partition)

@@ -45,7 +45,7 @@ def survey_asset(spec: TableSpec) -> dg.AssetsDefinition:
     def _ingest(context: AssetExecutionContext) -> dg.MaterializeResult:
         partitions = context.partition_keys if partitioned else None
         results = ingest_landing(spec.name, partitions,
-                                 progress=lambda d, i, n: context.log.info(f"[{i}/{n}] {d.path.name}") if i < n else None)
+                                 progress=lambda d, i, n: context.log.info(f"[{i}/{n}] {d.name}") if i < n else None)
         failed = [r for r in results if r.status == "failed"]
         if failed:
             raise dg.Failure(description=f"{len(failed)} deliveries of {spec.name} failed: " +

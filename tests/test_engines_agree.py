@@ -10,7 +10,7 @@ import pytest
 from lake import delta_io
 from lake.contracts import get_contract
 from lake.duckdb_engine import connect
-from lake.ingest import ingest_file
+from lake.ingest import ingest_source
 from lake.registry import PARCELS
 from tests.survey_files import PARCELS_CONTRACT, good_parcels, write_geojson
 
@@ -30,9 +30,9 @@ def parcels_in_two_districts(home: Path, write_contract) -> None:
     features = good_parcels(120)
     for f in features[60:]:
         f["properties"]["ZLDWDM"] = "500103001001"
-    ingest_file(write_geojson(home / "landing/parcels/a.geojson", features), get_contract(feed))
+    ingest_source(write_geojson(home / "landing/parcels/a.geojson", features), get_contract(feed))
     more = good_parcels(40, prefix="Q")
-    ingest_file(write_geojson(home / "landing/parcels/b.geojson", more), get_contract(feed))  # a second version
+    ingest_source(write_geojson(home / "landing/parcels/b.geojson", more), get_contract(feed))  # a second version
 
 
 def deltalake_rows() -> list[tuple]:

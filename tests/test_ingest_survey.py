@@ -15,7 +15,7 @@ from lake import delta_io
 from lake.contracts import get_contract
 from lake.crs import wgs84_to_gcj02
 from lake.errors import FeedReadError, OnemapError
-from lake.ingest import ingest_file
+from lake.ingest import ingest_source
 from lake.registry import BRONZE, INGEST_LOG, PARCELS, QUARANTINE, SILVER
 from tests.conftest import copy_shapefile
 from tests.survey_files import PARCELS_CONTRACT, good_parcels, parcel, write_geojson
@@ -33,7 +33,7 @@ def parcels_feed(home: Path, write_contract) -> str:
 
 def test_good_rows_land_with_lineage_and_area(home: Path, parcels_feed: str) -> None:
     path = write_geojson(home / "landing/parcels/a.geojson", good_parcels(30))
-    result = ingest_file(path, get_contract(parcels_feed))
+    result = ingest_source(path, get_contract(parcels_feed))
     assert (result.status, result.rows_read, result.rows_silver, result.rows_quarantined) == ("ingested", 30, 30, 0)
     silver = delta_io.read_table(PARCELS)
     assert silver.num_rows == 30
@@ -62,7 +62,7 @@ def test_bad_rows_go_to_quarantine_with_rule_and_reason(home: Path, parcels_feed
         parcel("NODISTRICT", zldwdm="990000000000"),
         parcel("", x=106.62),
     ]
-    result = ingest_file(write_geojson(home / "landing/parcels/b.geojson", features), get_contract(parcels_feed))
+    result = ingest_source(write_geojson(home / "landing/parcels/b.geojson", features), get_contract(parcels_feed))
     assert (result.rows_read, result.rows_silver, result.rows_quarantined) == (15, 5, 10)
     quarantine = delta_io.read_table(QUARANTINE["parcels"]).to_pylist()
     by_id = {dict(r["attributes"])["BSM"]: r for r in quarantine}
@@ -80,20 +80,20 @@ def test_bad_rows_go_to_quarantine_with_rule_and_reason(home: Path, parcels_feed
 
 def test_same_file_twice_is_a_no_op(home: Path, parcels_feed: str) -> None:
     path = write_geojson(home / "landing/parcels/a.geojson", good_parcels(10))
-    ingest_file(path, get_contract(parcels_feed))
+    ingest_source(path, get_contract(parcels_feed))
     before = versions()
-    again = ingest_file(path, get_contract(parcels_feed))
+    again = ingest_source(path, get_contract(parcels_feed))
     assert again.status == "skipped"
     assert versions() == before
 
 
 def test_changed_redelivery_replaces_rows_by_key(home: Path, parcels_feed: str) -> None:
     path = write_geojson(home / "landing/parcels/a.geojson", good_parcels(10) + [parcel("X", dlbm="9999")])
-    ingest_file(path, get_contract(parcels_feed))
+    ingest_source(path, get_contract(parcels_feed))
     changed = good_parcels(8)  # two parcels dropped, the bad one fixed, one reclassified
     changed[0]["properties"]["DLBM"] = "0701"
     write_geojson(path, changed + [parcel("X", x=106.7)])
-    result = ingest_file(path, get_contract(parcels_feed))
+    result = ingest_source(path, get_contract(parcels_feed))
     assert result.status == "ingested"
     silver = delta_io.read_table(PARCELS)
     assert silver.num_rows == 9
@@ -109,16 +109,16 @@ def test_changed_redelivery_replaces_rows_by_key(home: Path, parcels_feed: str) 
 
 def test_geojson_as_bare_array_of_features(home: Path, parcels_feed: str) -> None:
     path = write_geojson(home / "landing/parcels/arr.geojson", good_parcels(3), bare_array=True)
-    assert ingest_file(path, get_contract(parcels_feed)).rows_silver == 3
+    assert ingest_source(path, get_contract(parcels_feed)).rows_silver == 3
 
 
 def test_invalid_json_fails_the_batch_and_changes_nothing(home: Path, parcels_feed: str) -> None:
-    ingest_file(write_geojson(home / "landing/parcels/a.geojson", good_parcels(3)), get_contract(parcels_feed))
+    ingest_source(write_geojson(home / "landing/parcels/a.geojson", good_parcels(3)), get_contract(parcels_feed))
     before = versions()
     broken = home / "landing/parcels/broken.geojson"
     broken.write_text('{"type": "FeatureCollection", "features": [', encoding="utf-8")
     with pytest.raises(FeedReadError, match=r"broken.geojson: invalid JSON"):
-        ingest_file(broken, get_contract(parcels_feed))
+        ingest_source(broken, get_contract(parcels_feed))
     assert versions() == before
     log = delta_io.read_table(INGEST_LOG).to_pylist()
     assert [r["status"] for r in log if r["source_uri"].endswith("broken.geojson")] == ["failed"]
@@ -128,18 +128,18 @@ def test_geojson_without_crs_is_rejected_unless_the_contract_declares_one(home: 
     feed = write_contract(PARCELS_CONTRACT.replace("feed: test_parcels", "feed: no_crs").replace("crs: EPSG:4490\n", ""))
     path = write_geojson(home / "landing/parcels/a.geojson", good_parcels(3))
     with pytest.raises(FeedReadError, match="no CRS"):
-        ingest_file(path, get_contract(feed))
+        ingest_source(path, get_contract(feed))
     assert delta_io.open_table(PARCELS) is None
     declared = write_geojson(home / "landing/parcels/b.geojson", good_parcels(3), crs="urn:ogc:def:crs:EPSG::4490")
-    assert ingest_file(declared, get_contract(feed)).rows_silver == 3
+    assert ingest_source(declared, get_contract(feed)).rows_silver == 3
 
 
 def test_gcj02_districts_from_real_datav_file(home: Path, realdata: Path) -> None:
     contract = get_contract("chongqing_datav_districts")
-    full = ingest_file(realdata / "admin_boundaries/cq_500000_full.json", contract)
+    full = ingest_source(realdata / "admin_boundaries/cq_500000_full.json", contract)
     assert (full.rows_read, full.rows_silver) == (38, 38)
     assert "repaired" in full.message  # the published boundaries have self-intersections
-    single = ingest_file(realdata / "admin_boundaries/cq_500103.json", contract)  # adcode as a string there
+    single = ingest_source(realdata / "admin_boundaries/cq_500103.json", contract)  # adcode as a string there
     assert single.rows_silver == 1
     silver = delta_io.read_table(SILVER["districts"])
     assert silver.num_rows == 38
@@ -167,7 +167,7 @@ def test_real_files_outside_the_region_are_quarantined_with_the_reason(home: Pat
           district_code: {value: '500101'}
           land_class_code: {value: '0301'}
         """)
-    result = ingest_file(realdata / "landuse/qgis_forest_stands_2012.shp", get_contract(feed))
+    result = ingest_source(realdata / "landuse/qgis_forest_stands_2012.shp", get_contract(feed))
     assert (result.rows_read, result.rows_silver, result.rows_quarantined) == (74, 0, 74)
     reasons = delta_io.read_table(QUARANTINE["parcels"]).column("reason").to_pylist()
     assert all("outside the region" in r for r in reasons)  # Finland, reprojected from ETRS-TM35FIN
@@ -183,7 +183,7 @@ def test_shapefile_missing_part_is_rejected(home: Path, realdata: Path, write_co
         """)
     shp = copy_shapefile(realdata / "landuse/qgis_forest_stands_2012.shp", home / "landing/stands", skip=(missing,))
     with pytest.raises(FeedReadError, match=rf"qgis_forest_stands_2012.shp: missing \{missing}"):
-        ingest_file(shp, get_contract(feed))
+        ingest_source(shp, get_contract(feed))
     assert delta_io.open_table(PARCELS) is None
 
 
@@ -210,9 +210,9 @@ def test_dbf_encoding_gbk_needs_cpg_or_contract(home: Path, write_contract) -> N
         """
     utf8 = write_contract(contract.format(n=1, encoding=""))
     with pytest.raises(FeedReadError, match="not valid UTF-8.*GBK"):
-        ingest_file(shp, get_contract(utf8))
+        ingest_source(shp, get_contract(utf8))
     gbk = write_contract(contract.format(n=2, encoding="encoding: GBK"))
-    result = ingest_file(shp, get_contract(gbk))
+    result = ingest_source(shp, get_contract(gbk))
     assert result.rows_silver == 1
     assert delta_io.read_table(SILVER["control_lines"]).column("line_type").to_pylist() == ["ecological_red_line"]
 
@@ -220,7 +220,7 @@ def test_dbf_encoding_gbk_needs_cpg_or_contract(home: Path, write_contract) -> N
 def test_contract_field_missing_from_file_names_the_field(home: Path, write_contract) -> None:
     feed = write_contract(PARCELS_CONTRACT.replace("feed: test_parcels", "feed: wrong").replace("DLBM", "DLBM_X"))
     with pytest.raises(FeedReadError, match="'DLBM_X'.*not in layer"):
-        ingest_file(write_geojson(home / "landing/parcels/a.geojson", good_parcels(2)), get_contract(feed))
+        ingest_source(write_geojson(home / "landing/parcels/a.geojson", good_parcels(2)), get_contract(feed))
 
 
 def test_bad_contract_is_explained(home: Path, write_contract) -> None:

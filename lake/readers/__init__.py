@@ -1,1 +1,29 @@
-"""Feed readers: turn a delivered file into a RawBatch (attributes as delivered, geometry, declared CRS)."""
+"""Feed readers: turn a delivery into a RawBatch (attributes as delivered, geometry, declared CRS).
+
+A contract's `format` picks the reader here; a new format is one reader function and one line in READERS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from lake.readers.raw_batch import RawBatch
+from lake.readers.vector import read_vector_delivery
+
+if TYPE_CHECKING:
+    from lake.contracts import FeedContract
+
+Reader = Callable[[str, "FeedContract"], RawBatch]
+
+READERS: dict[str, Reader] = {
+    "gpkg": read_vector_delivery,
+    "shapefile": read_vector_delivery,
+    "geojson": read_vector_delivery,
+    "filegdb": read_vector_delivery,
+}
+
+
+def read_delivery(source: str, contract: FeedContract) -> RawBatch:
+    """Read one delivery (a local path or a URL) with the reader of the contract's format."""
+    return READERS[contract.format_of(source)](source, contract)

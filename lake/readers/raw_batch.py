@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +12,19 @@ import pyarrow as pa
 
 @dataclass
 class RawBatch:
-    source: Path
+    """One delivery as read. Readers of sources that are not local files (APIs) set `sha256` themselves;
+    readers of incremental sources set `row_hashes` so unchanged rows are not rewritten; readers that also
+    produce rows of child tables (STAC assets of an item, the mesh of a building) put them in `children`, each
+    with a `_parent_row` column (1-based row number of the parent in this batch)."""
+
+    source: Path | str
     layer: str
     attributes: pa.Table  # delivered attribute columns, one row per feature, in delivery order
     geometry: np.ndarray  # WKB bytes (object array, None where the feature has no geometry)
-    crs: str | None  # the CRS the file declares (EPSG code or WKT), None when it declares none
+    crs: str | None  # the CRS the source declares (EPSG code or WKT), None when it declares none
+    sha256: str | None = None
+    row_hashes: np.ndarray | None = None
+    children: dict[str, pa.Table] = field(default_factory=dict)
 
     @property
     def num_rows(self) -> int:

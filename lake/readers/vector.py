@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -16,6 +17,13 @@ import shapely
 
 from lake.errors import FeedReadError
 from lake.readers.raw_batch import RawBatch
+
+if TYPE_CHECKING:
+    from lake.contracts import FeedContract
+
+
+def read_vector_delivery(source: str, contract: FeedContract) -> RawBatch:
+    return read_vector(Path(source), contract.format_of(source), contract.layer, contract.encoding)
 
 
 def read_vector(path: Path, fmt: str, layer: str | None = None, encoding: str | None = None) -> RawBatch:
