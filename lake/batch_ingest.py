@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from lake import delta_io
-from lake.discovery import Delivery, landing_deliveries
+from lake.discovery import Delivery, landing_deliveries, url_deliveries
 from lake.errors import OnemapError
 from lake.ingest import IngestResult, ingest_source, source_uri_of
 from lake.registry import BRONZE, QUARANTINE, SILVER
@@ -31,13 +31,15 @@ def ingest_deliveries(deliveries: Iterable[Delivery], progress: Progress | None 
 
 def ingest_landing(table: str, partitions: Iterable[str] | None = None,
                    progress: Progress | None = None) -> list[IngestResult]:
-    """Ingest the landing/ deliveries of one table (optionally only those of some district partitions).
+    """Ingest the pending deliveries of one table: landing/ files and polled URLs (optionally only some partitions).
 
     The table's silver, bronze and quarantine tables exist afterwards even when nothing was delivered, so
     checks and downstream models always find them.
     """
-    for spec in (SILVER[table], BRONZE[table], QUARANTINE[table]):
+    children = [s for s in SILVER.values() if s.parent == table]
+    for spec in (SILVER[table], BRONZE[table], QUARANTINE[table], *children):
         delta_io.ensure_table(spec)
     wanted = set(partitions) if partitions is not None else None
-    deliveries = [d for d in landing_deliveries(table) if wanted is None or d.partition in wanted]
+    deliveries = [d for d in landing_deliveries(table) + url_deliveries(table)
+                  if wanted is None or d.partition in wanted]
     return ingest_deliveries(deliveries, progress)

@@ -9,6 +9,7 @@ Adding a feed is adding a contract (in `lake/feeds/` or `$ONEMAP_HOME/feeds/`), 
     url: https://example.org/stac/search      # instead of landing: a source polled by URL (needs format:)
     options: {}                    # reader-specific settings (see the reader's docstring)
     prune_missing: true            # a re-delivery drops rows its source no longer has (false: incremental)
+    region_check: within           # within | intersects | off (default: the table's rule, e.g. intersects for STAC)
     layer: DLTB                    # optional; default the file's first layer
     crs: EPSG:4545                 # used when the file carries no CRS (GeoJSON, .prj-less); GCJ-02 allowed
     crs_override: false            # true: the contract's CRS wins over the file's
@@ -80,6 +81,7 @@ class FeedContract(BaseModel):
     url: str | None = None
     options: dict[str, Any] = {}
     prune_missing: bool = True
+    region_check: Literal["within", "intersects", "off"] | None = None  # default: the table's region_rule
     layer: str | None = None
     crs: str | None = None
     crs_override: bool = False
@@ -107,8 +109,9 @@ class FeedContract(BaseModel):
             raise ValueError(f"format {self.format!r} is not known; formats: {', '.join(sorted(READERS))}")
         if self.url is not None and self.format is None:
             raise ValueError("a feed with `url:` needs `format:`")
-        if self.table not in SILVER:
-            raise ValueError(f"table {self.table!r} is not a silver table; use one of {sorted(SILVER)}")
+        if self.table not in SILVER or SILVER[self.table].parent is not None:
+            feedable = sorted(n for n, t in SILVER.items() if t.parent is None)
+            raise ValueError(f"table {self.table!r} is not a silver table a feed can target; use one of {feedable}")
         spec = SILVER[self.table]
         canonical = {f.name for f in spec.columns}
         unknown = set(self.fields) - canonical

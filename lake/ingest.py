@@ -157,7 +157,7 @@ def build_silver_rows(batch: RawBatch, contract: FeedContract, crs: SourceCrs,
     if usable.any():
         geoms[usable] = to_cgcs2000(source_geoms[usable], crs)
     del source_geoms  # bronze keeps the delivered WKB; free the GEOS copies early (memory at 1M parcels)
-    check_region(verdicts, geoms)
+    check_region(verdicts, geoms, contract.region_check or spec.region_rule)
     _fill_spatial(canonical, geoms)
     if "source_crs" in canonical.columns and "source_crs" not in contract.fields:
         canonical.columns["source_crs"] = pa.array([crs.label] * batch.num_rows, pa.string())

@@ -41,6 +41,9 @@ class TableSpec:
     description: str = ""
     lineage: bool = True
     extra_properties: dict[str, str] = field(default_factory=dict)
+    group: str = "survey"  # Dagster asset group of the feed table: survey | imagery | cim
+    parent: str | None = None  # child tables (rows written with their parent's rows) name the parent table
+    region_rule: str = "within"  # where rows must lie against the region: within | intersects | off
 
     @property
     def key(self) -> str:
@@ -129,7 +132,39 @@ BUILDINGS = TableSpec(
     geometry_types=("Polygon", "MultiPolygon"), required=("building_id", "district_code"),
     description="Buildings: footprint (CGCS2000) with height and storeys, from survey footprints and CIM/BIM models.",
 )
-SILVER_TABLES = (DISTRICTS, PARCELS, CONTROL_LINES, HAZARD_POINTS, BUILDINGS)
+SURVEY_TABLES = (DISTRICTS, PARCELS, CONTROL_LINES, HAZARD_POINTS, BUILDINGS)
+
+# --- silver: remote-sensing catalog (STAC items and their assets) -------------------------------------------
+TS = pa.timestamp("us", tz="UTC")
+STAC_ITEMS = TableSpec(
+    "silver", "stac_items",
+    columns=(
+        _f("collection", S), _f("item_id", S), pa.field("datetime", TS), pa.field("start_datetime", TS),
+        pa.field("end_datetime", TS), _f("cloud_cover", F64), _f("gsd", F64), _f("platform", S),
+        _f("constellation", S), _f("instruments", S), _f("epsg", I32), _f("stac_version", S),
+        _f("stac_extensions", S), _f("properties", S), _f("links", S), _f("self_href", S),
+    ),
+    primary_key=("collection", "item_id"), partition_by=("collection",),
+    geometry_types=("Polygon", "MultiPolygon"), required=("collection", "item_id"),
+    description="STAC items (imagery scenes, DEMs): footprint, acquisition time, cloud cover, GSD, platform, "
+                "projection; `properties` and `links` keep the item's full JSON.",
+    group="imagery", region_rule="intersects",
+)
+STAC_ASSETS = TableSpec(
+    "silver", "stac_assets",
+    columns=(_f("collection", S), _f("item_id", S), _f("asset_key", S), _f("href", S), _f("media_type", S),
+             _f("roles", S), _f("title", S), _f("size_bytes", I64)),
+    primary_key=("collection", "item_id", "asset_key"), partition_by=("collection",),
+    description="The assets of each STAC item (COGs, DEMs, thumbnails, metadata), written with their item.",
+    group="imagery", parent="stac_items",
+)
+STAC_TABLES: tuple[TableSpec, ...] = (STAC_ITEMS, STAC_ASSETS)
+
+# --- silver: CIM/BIM (building meshes for the twin; buildings themselves are in BUILDINGS) ------------------
+CIM_TABLES: tuple[TableSpec, ...] = ()
+
+SILVER_TABLES = (*SURVEY_TABLES, *STAC_TABLES, *CIM_TABLES)
+FEED_TABLES = tuple(s for s in SILVER_TABLES if s.parent is None)  # tables a feed contract can target
 
 # --- bronze and quarantine: one per silver table, schema-stable whatever the feed's columns ------------------
 _DELIVERED = (
@@ -150,8 +185,8 @@ def _quarantine(spec: TableSpec) -> TableSpec:
                      description=f"Rows of {spec.name} deliveries that failed a rule, with the rule id and reason.")
 
 
-BRONZE = {s.name: _bronze(s) for s in SILVER_TABLES}
-QUARANTINE = {s.name: _quarantine(s) for s in SILVER_TABLES}
+BRONZE = {s.name: _bronze(s) for s in FEED_TABLES}
+QUARANTINE = {s.name: _quarantine(s) for s in FEED_TABLES}
 
 # --- meta: one row per ingest batch (a source file delivered to a feed) -------------------------------------
 INGEST_LOG = TableSpec(

@@ -23,6 +23,7 @@ def _scan(spec: TableSpec) -> str:
 
 
 def primary_key_unique(spec: TableSpec) -> CheckOutcome:
+    """The primary key is unique in the silver table."""
     key = ", ".join(spec.primary_key)
     rows = _query(f"SELECT {key}, count(*) AS n FROM {_scan(spec)} GROUP BY {key} HAVING n > 1 LIMIT 1000")
     return CheckOutcome("primary_key_unique", not rows, len(rows), f"({key}) is unique in {spec.key}",
@@ -30,12 +31,17 @@ def primary_key_unique(spec: TableSpec) -> CheckOutcome:
 
 
 def geometry_valid_in_region(spec: TableSpec) -> CheckOutcome:
+    """Every geometry is valid CGCS2000 and lies where the table's region rule says."""
     xmin, ymin, xmax, ymax = domain.REGION_BBOX
     key = " || '/' || ".join(f"CAST({k} AS VARCHAR)" for k in spec.primary_key)
+    outside = {
+        "within": f"bbox_xmin < {xmin} OR bbox_ymin < {ymin} OR bbox_xmax > {xmax} OR bbox_ymax > {ymax}",
+        "intersects": f"bbox_xmax < {xmin} OR bbox_ymax < {ymin} OR bbox_xmin > {xmax} OR bbox_ymin > {ymax}",
+        "off": "false",
+    }[spec.region_rule]
     rows = _query(f"""
         SELECT {key} FROM {_scan(spec)}
-        WHERE geometry IS NULL OR NOT ST_IsValid(ST_GeomFromWKB(geometry))
-           OR bbox_xmin < {xmin} OR bbox_ymin < {ymin} OR bbox_xmax > {xmax} OR bbox_ymax > {ymax}
+        WHERE geometry IS NULL OR NOT ST_IsValid(ST_GeomFromWKB(geometry)) OR {outside}
         LIMIT 1000""")
     return CheckOutcome("geometry_valid_in_region", not rows, len(rows),
                         f"every geometry of {spec.key} is valid CGCS2000 inside the region", [r[0] for r in rows[:10]])

@@ -95,12 +95,18 @@ def _polygonal(geoms: np.ndarray) -> np.ndarray:
     return out
 
 
-def check_region(verdicts: Verdicts, geoms: np.ndarray) -> None:
-    """The whole geometry must lie in the region's extent (CGCS2000 lon/lat)."""
+def check_region(verdicts: Verdicts, geoms: np.ndarray, mode: str = "within") -> None:
+    """Geometries must lie in the region's extent (CGCS2000 lon/lat): wholly (`within`), partly (`intersects`,
+    e.g. satellite scenes), or anywhere (`off`, for reference data from elsewhere)."""
+    if mode == "off":
+        return
     xmin, ymin, xmax, ymax = domain.REGION_BBOX
     bounds = shapely.bounds(geoms)
     with np.errstate(invalid="ignore"):
-        inside = (bounds[:, 0] >= xmin) & (bounds[:, 1] >= ymin) & (bounds[:, 2] <= xmax) & (bounds[:, 3] <= ymax)
+        if mode == "within":
+            inside = (bounds[:, 0] >= xmin) & (bounds[:, 1] >= ymin) & (bounds[:, 2] <= xmax) & (bounds[:, 3] <= ymax)
+        else:
+            inside = (bounds[:, 2] >= xmin) & (bounds[:, 3] >= ymin) & (bounds[:, 0] <= xmax) & (bounds[:, 1] <= ymax)
     outside = ~inside & ~np.isnan(bounds[:, 0])
     if outside.any():
         reasons = np.full(len(geoms), None, dtype=object)

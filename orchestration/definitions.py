@@ -5,11 +5,11 @@ from __future__ import annotations
 import dagster as dg
 
 from orchestration.landing_sensor import landing_sensor
-from orchestration.survey_assets import SURVEY_ASSETS
-from orchestration.survey_checks import SURVEY_CHECKS
+from orchestration.feed_assets import FEED_ASSETS
+from orchestration.feed_checks import FEED_CHECKS
 
 defs = dg.Definitions(
-    assets=[*SURVEY_ASSETS],
-    asset_checks=[*SURVEY_CHECKS],
+    assets=[*FEED_ASSETS],
+    asset_checks=[*FEED_CHECKS],
     sensors=[landing_sensor],
 )

@@ -13,7 +13,7 @@ from dagster import SensorEvaluationContext
 
 from lake.discovery import landing_deliveries
 from lake.registry import SILVER
-from orchestration.survey_assets import asset_key
+from orchestration.feed_assets import asset_key
 
 
 def _signature(path) -> str:

@@ -1,4 +1,4 @@
-"""Asset checks for the ingest rules on every survey silver table (blocking where the severity is error)."""
+"""Asset checks for the ingest rules on every feed table (blocking where the severity is error)."""
 
 
 from collections.abc import Callable
@@ -6,8 +6,8 @@ from collections.abc import Callable
 import dagster as dg
 
 from lake import silver_checks
-from lake.registry import SILVER_TABLES, TableSpec
-from orchestration.survey_assets import asset_key
+from lake.registry import FEED_TABLES, TableSpec
+from orchestration.feed_assets import asset_key
 
 CHECKS: tuple[tuple[Callable[[TableSpec], silver_checks.CheckOutcome], dg.AssetCheckSeverity, bool], ...] = (
     (silver_checks.primary_key_unique, dg.AssetCheckSeverity.ERROR, True),
@@ -27,4 +27,4 @@ def _check(spec: TableSpec, fn: Callable, severity: dg.AssetCheckSeverity, block
     return _run
 
 
-SURVEY_CHECKS = [_check(spec, fn, sev, blocking) for spec in SILVER_TABLES for fn, sev, blocking in CHECKS]
+FEED_CHECKS = [_check(spec, fn, sev, blocking) for spec in FEED_TABLES for fn, sev, blocking in CHECKS]

@@ -1,4 +1,4 @@
-"""One Dagster asset per survey silver table; materializing it ingests that table's pending landing/ files.
+"""One Dagster asset per feed table (survey, imagery, CIM); materializing it ingests the table's pending deliveries.
 
 Regional tables are partitioned by district (a delivery's partition comes from its feed contract); a run over a
 range of partitions is one run (single-run backfill policy), so a whole-region build does not start 39 runs.
@@ -11,7 +11,7 @@ from dagster import AssetExecutionContext
 
 from lake.batch_ingest import ingest_landing
 from lake.ingest import IngestResult
-from lake.registry import DISTRICTS, SILVER_TABLES, TableSpec
+from lake.registry import DISTRICTS, FEED_TABLES, TableSpec
 from orchestration.partitions import DISTRICT_PARTITIONS
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)  # backfill_policy is beta in Dagster 1.13
@@ -32,14 +32,14 @@ def _metadata(results: list[IngestResult]) -> dict[str, dg.MetadataValue]:
     }
 
 
-def survey_asset(spec: TableSpec) -> dg.AssetsDefinition:
+def feed_asset(spec: TableSpec) -> dg.AssetsDefinition:
     partitioned = "district_code" in spec.partition_by
 
     @dg.asset(
-        key=asset_key(spec), group_name="survey", description=spec.description,
+        key=asset_key(spec), group_name=spec.group, description=spec.description,
         partitions_def=DISTRICT_PARTITIONS if partitioned else None,
         backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
-        deps=[] if spec is DISTRICTS else [asset_key(DISTRICTS)],
+        deps=[asset_key(DISTRICTS)] if spec.group == "survey" and spec is not DISTRICTS else [],
         kinds={"deltalake", "python"},
     )
     def _ingest(context: AssetExecutionContext) -> dg.MaterializeResult:
@@ -55,4 +55,4 @@ def survey_asset(spec: TableSpec) -> dg.AssetsDefinition:
     return _ingest
 
 
-SURVEY_ASSETS = [survey_asset(spec) for spec in SILVER_TABLES]
+FEED_ASSETS = [feed_asset(spec) for spec in FEED_TABLES]
