@@ -24,6 +24,7 @@ from lake.canonical import Canonical, canonicalize
 from lake.contracts import FeedContract
 from lake.crs import SourceCrs, resolve_crs, to_cgcs2000
 from lake.errors import FeedReadError, OnemapError
+from lake.parallel import map_chunks
 from lake.readers import read_delivery
 from lake.readers.raw_batch import RawBatch, delivery_sha256
 from lake.registry import BRONZE, INGEST_LOG, QUARANTINE, SILVER, DISTRICTS, TableSpec
@@ -150,7 +151,7 @@ def build_silver_rows(batch: RawBatch, contract: FeedContract, crs: SourceCrs,
     canonical = canonicalize(batch, contract, spec)
     verdicts = new_verdicts(batch.num_rows)
     verdicts.fail(np.not_equal(canonical.problems, None), "FIELD_CAST", canonical.problems)
-    source_geoms = shapely.from_wkb(batch.geometry, on_invalid="ignore")
+    source_geoms = map_chunks(lambda wkb: shapely.from_wkb(wkb, on_invalid="ignore"), batch.geometry)
     repaired = check_geometry(verdicts, source_geoms, spec.geometry_types, contract.repair_invalid)
     usable = verdicts.passed
     geoms = np.full(len(source_geoms), None, dtype=object)
@@ -166,7 +167,7 @@ def build_silver_rows(batch: RawBatch, contract: FeedContract, crs: SourceCrs,
     check_unique_key(verdicts, canonical.columns, spec.primary_key)
     _derive(spec, canonical.columns, geoms)
     bounds = shapely.bounds(geoms)
-    geometry_wkb = shapely.to_wkb(geoms, output_dimension=2)
+    geometry_wkb = map_chunks(lambda g: shapely.to_wkb(g, output_dimension=2), geoms)
     lineage_columns = {f.name: delivered.column(f.name) for f in delivered.schema if f.name.startswith("_")}
     if batch.row_hashes is not None:
         lineage_columns["_row_hash"] = pa.array(batch.row_hashes, pa.string())
