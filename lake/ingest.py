@@ -24,7 +24,6 @@ from lake.canonical import Canonical, canonicalize
 from lake.contracts import FeedContract
 from lake.crs import SourceCrs, resolve_crs, to_cgcs2000
 from lake.errors import FeedReadError, OnemapError
-from lake.parallel import map_chunks
 from lake.readers import read_delivery
 from lake.readers.raw_batch import RawBatch, delivery_sha256
 from lake.registry import BRONZE, INGEST_LOG, QUARANTINE, SILVER, DISTRICTS, TableSpec
@@ -131,7 +130,7 @@ def _write_children(batch: RawBatch, spec: TableSpec, passed: np.ndarray, lineag
         rows = rows.append_column("_row_number", rows.column("_parent_row").cast(pa.int64())).drop_columns(
             ["_parent_row"])
         for column, values in lineage.columns(np.zeros(rows.num_rows, dtype=np.int64)).items():
-            if column != "_row_number":
+            if column != "_row_number" and column not in rows.column_names:  # e.g. the reader's _row_hash
                 rows = rows.append_column(column, values)
         if prune:
             delta_io.merge_by_key(child, rows, lineage.source_uri)
@@ -150,8 +149,9 @@ def build_silver_rows(batch: RawBatch, contract: FeedContract, crs: SourceCrs,
     spec = SILVER[contract.table]
     canonical = canonicalize(batch, contract, spec)
     verdicts = new_verdicts(batch.num_rows)
+    _fail_reader_problems(verdicts, batch.row_problems)
     verdicts.fail(np.not_equal(canonical.problems, None), "FIELD_CAST", canonical.problems)
-    source_geoms = map_chunks(lambda wkb: shapely.from_wkb(wkb, on_invalid="ignore"), batch.geometry)
+    source_geoms = shapely.from_wkb(batch.geometry, on_invalid="ignore")
     repaired = check_geometry(verdicts, source_geoms, spec.geometry_types, contract.repair_invalid)
     usable = verdicts.passed
     geoms = np.full(len(source_geoms), None, dtype=object)
@@ -167,7 +167,7 @@ def build_silver_rows(batch: RawBatch, contract: FeedContract, crs: SourceCrs,
     check_unique_key(verdicts, canonical.columns, spec.primary_key)
     _derive(spec, canonical.columns, geoms)
     bounds = shapely.bounds(geoms)
-    geometry_wkb = map_chunks(lambda g: shapely.to_wkb(g, output_dimension=2), geoms)
+    geometry_wkb = shapely.to_wkb(geoms, output_dimension=2)
     lineage_columns = {f.name: delivered.column(f.name) for f in delivered.schema if f.name.startswith("_")}
     if batch.row_hashes is not None:
         lineage_columns["_row_hash"] = pa.array(batch.row_hashes, pa.string())
@@ -178,6 +178,15 @@ def build_silver_rows(batch: RawBatch, contract: FeedContract, crs: SourceCrs,
         **lineage_columns,
     })
     return table.append_column("_repaired", pa.array(repaired)), verdicts
+
+
+def _fail_reader_problems(verdicts: Verdicts, problems: np.ndarray | None) -> None:
+    """Rows the reader already judged (RawBatch.row_problems), each under the rule the reader names."""
+    if problems is None:
+        return
+    for rule in {p[0] for p in problems if p is not None}:
+        mask = np.array([p is not None and p[0] == rule for p in problems], dtype=bool)
+        verdicts.fail(mask, rule, np.array([p[1] if p is not None else None for p in problems], dtype=object))
 
 
 def _fill_spatial(canonical: Canonical, geoms: np.ndarray) -> None:

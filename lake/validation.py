@@ -14,7 +14,6 @@ import pyarrow.compute as pc
 import shapely
 
 from lake import domain
-from lake.parallel import map_chunks
 
 RULES = {
     "FIELD_CAST": "a mapped field's value cannot be converted to the canonical type or is not in the contract's map",
@@ -70,7 +69,7 @@ def check_geometry(verdicts: Verdicts, source_geoms: np.ndarray, allowed_types: 
         reasons[wrong] = [f"geometry is {k}; this table takes {'/'.join(allowed_types)}" for k in kinds[wrong]]
         verdicts.fail(wrong, "GEOM_TYPE", reasons)
     present = ~missing & ~wrong
-    invalid = present & ~map_chunks(shapely.is_valid, source_geoms)
+    invalid = present & ~shapely.is_valid(source_geoms)
     repaired = np.zeros(len(source_geoms), dtype=bool)
     if repair and invalid.any():
         fixed = _polygonal(shapely.make_valid(source_geoms[invalid], method="structure", keep_collapsed=False))

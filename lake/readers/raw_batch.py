@@ -15,7 +15,9 @@ class RawBatch:
     """One delivery as read. Readers of sources that are not local files (APIs) set `sha256` themselves;
     readers of incremental sources set `row_hashes` so unchanged rows are not rewritten; readers that also
     produce rows of child tables (STAC assets of an item, the mesh of a building) put them in `children`, each
-    with a `_parent_row` column (1-based row number of the parent in this batch)."""
+    with a `_parent_row` column (1-based row number of the parent in this batch). Readers that judge rows
+    themselves (e.g. a STAC item failing its JSON schema) set `row_problems`: per row None or (rule_id, reason);
+    the ingest quarantines those rows under that rule before any other check."""
 
     source: Path | str
     layer: str
@@ -25,6 +27,7 @@ class RawBatch:
     sha256: str | None = None
     row_hashes: np.ndarray | None = None
     children: dict[str, pa.Table] = field(default_factory=dict)
+    row_problems: np.ndarray | None = None  # object array: None or (rule_id, reason) per row
 
     @property
     def num_rows(self) -> int:
