@@ -121,3 +121,11 @@ def row_count(table: DeltaTable) -> int:
     """Rows of the current snapshot from the add actions' statistics (no data read)."""
     actions = pa.table(table.get_add_actions(flatten=True))  # delta-rs returns arro3; read via the C stream
     return int(pc.sum(actions.column("num_records")).as_py() or 0) if actions.num_rows else 0
+
+
+def overwrite(spec: TableSpec, data: pa.Table, predicate: str | None = None) -> int:
+    """Replace the whole table, or the rows matching `predicate`, with `data` in one commit; return the version."""
+    ensure_table(spec)
+    write_deltalake(spec.uri, conform(spec, data), mode="overwrite", predicate=predicate,
+                    writer_properties=writer_properties(spec))
+    return DeltaTable(spec.uri).version()

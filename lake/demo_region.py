@@ -35,7 +35,7 @@ import shutil
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -129,6 +129,10 @@ class DemoManifest:
     counts: dict[str, int]
     # Rows written wrong on purpose, as real deliveries have them: hazard id -> the ingest rule that must catch it.
     planted_defects: dict[str, str]
+    # Planted truth for the one map (plant_conflicts > 0): conflict rule -> [{"id": parcel or building id,
+    # "area_m2": ellipsoidal area of the conflict}], and the planted overlap (plant_overlap) if any.
+    planted_conflicts: dict[str, list[dict]] = field(default_factory=dict)
+    planted_overlap: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -157,9 +161,14 @@ class _Parcels:
 
 
 def generate_demo_region(
-    landing: Path, parcels: int = 20_000, seed: int = 0, progress: Progress | None = None
+    landing: Path, parcels: int = 20_000, seed: int = 0, progress: Progress | None = None,
+    plant_conflicts: int = 0, plant_overlap: bool = False,
 ) -> DemoManifest:
     """Write the demo region's survey feeds under `landing/survey/`, replacing any earlier demo output there.
+
+    `plant_conflicts` plants that many conflicts of each control-line rule in the latest survey (and buildings in
+    farmland) with known ids and areas; `plant_overlap` grows one 2023 parcel over its neighbours (a topology
+    error that must block publishing). Both are recorded in the manifest for tests.
 
     Layout: districts/cq_districts.geojson (GCJ-02), parcels/{year}/DLTB_{code}_{year}.gpkg (Gauss–Krüger),
     control_lines/{STHX,YJJBNT,CZKFBJ}.shp (EPSG:4490, GBK), hazards/dzzh_points.geojson (WGS84),
@@ -185,10 +194,17 @@ def generate_demo_region(
     report("buildings", 0, 1)
     buildings = _buildings(dist, par, dlbm[SURVEY_YEARS[0]], parcels // 4, seed)
     report("buildings", 1, 1)
+    planted: dict[str, list[dict]] = {}
+    if plant_conflicts:
+        buildings, planted = _plant_conflicts(dist, par, dlbm, lines, buildings, plant_conflicts, seed)
+    geoms_by_year = {year: par.geoms for year in SURVEY_YEARS}
+    overlap = None
+    if plant_overlap:
+        geoms_by_year[SURVEY_YEARS[1]], overlap = _plant_overlap(dist, par)
 
     files, counts = _write_all(root, dist, par, dlbm, _ridge_factors(par, seed), lines, hazards, buildings,
-                               report)
-    return DemoManifest(Path(landing), seed, SURVEY_YEARS, len(par.geoms), files, counts, defects)
+                               report, geoms_by_year)
+    return DemoManifest(Path(landing), seed, SURVEY_YEARS, len(par.geoms), files, counts, defects, planted, overlap)
 
 
 # --- geometry helpers ------------------------------------------------------------------------------------------
@@ -779,6 +795,86 @@ def _buildings(dist: _Districts, par: _Parcels, code: np.ndarray, target: int, s
     })
 
 
+# --- planted truth for the one map -------------------------------------------------------------------------------
+
+PLANTED_RULES = ("CONFLICT_CONSTRUCTION_IN_RED_LINE", "CONFLICT_NON_FARM_USE_IN_BASIC_FARMLAND",
+                 "CONFLICT_BUILDING_IN_BASIC_FARMLAND", "CONFLICT_CONSTRUCTION_OUTSIDE_URBAN_BOUNDARY",
+                 "CONFLICT_CULTIVATED_TO_CONSTRUCTION")
+
+
+def parcel_ids(dist: _Districts, par: _Parcels) -> np.ndarray:
+    """BSM, the parcel id the demo feed contracts map to parcel_id."""
+    return np.strings.add(dist.codes[par.district], np.strings.zfill(par.seq.astype(str), 8))
+
+
+def _plant_conflicts(dist: _Districts, par: _Parcels, dlbm: dict[int, np.ndarray], lines: dict[str, pa.Table],
+                     buildings: pa.Table, k: int, seed: int) -> tuple[pa.Table, dict[str, list[dict]]]:
+    """Change k parcels' 2023 class per rule so each breaks exactly that rule with its whole area, and place
+    k buildings inside farmland. Parcels are taken wholly inside (or wholly outside) the lines, unchanged since
+    2019, so the conflict area is the parcel's ellipsoidal area. Updates dlbm[2023] in place."""
+    rng = _rng(seed, 8)
+    old, new = dlbm[SURVEY_YEARS[0]], dlbm[SURVEY_YEARS[1]]
+    line_geoms = {name: shapely.from_wkb(t.column("geometry").to_numpy(zero_copy_only=False))
+                  for name, t in lines.items()}
+    trees = {name: shapely.STRtree(g) for name, g in line_geoms.items()}
+
+    def inside(name: str) -> np.ndarray:
+        mask = np.zeros(len(par.geoms), dtype=bool)
+        mask[trees[name].query(par.geoms, predicate="covered_by")[0]] = True
+        return mask
+
+    def touching(name: str) -> np.ndarray:
+        mask = np.zeros(len(par.geoms), dtype=bool)
+        mask[trees[name].query(par.geoms, predicate="intersects")[0]] = True
+        return mask
+
+    unchanged = old == new
+    forest, cultivated = np.char.startswith(new, "03") & unchanged, np.char.startswith(new, "01") & unchanged
+    free = np.ones(len(par.geoms), dtype=bool)
+    ids = parcel_ids(dist, par)
+    planted: dict[str, list[dict]] = {}
+
+    def pick(rule: str, mask: np.ndarray, code: str) -> np.ndarray:
+        idx = np.flatnonzero(mask & free)
+        chosen = np.sort(rng.choice(idx, size=min(k, len(idx)), replace=False))
+        free[chosen] = False
+        new[chosen] = code
+        planted[rule] = [{"id": str(ids[i]), "area_m2": float(par.area[i])} for i in chosen]
+        return chosen
+
+    any_line = touching("STHX") | touching("YJJBNT") | touching("CZKFBJ")
+    pick("CONFLICT_CONSTRUCTION_IN_RED_LINE", forest & inside("STHX") & ~touching("CZKFBJ"), "0601")
+    pick("CONFLICT_NON_FARM_USE_IN_BASIC_FARMLAND", cultivated & inside("YJJBNT"), "0201")
+    pick("CONFLICT_CONSTRUCTION_OUTSIDE_URBAN_BOUNDARY", forest & ~any_line, "0702")
+    pick("CONFLICT_CULTIVATED_TO_CONSTRUCTION", cultivated & ~any_line, "0601")
+    hosts = np.flatnonzero(cultivated & inside("YJJBNT") & free)
+    hosts = np.sort(rng.choice(hosts, size=min(k, len(hosts)), replace=False))
+    free[hosts] = False
+    rects = _rectangles(shapely.get_coordinates(shapely.point_on_surface(par.geoms[hosts])),
+                        np.full(len(hosts), 12.0), np.full(len(hosts), 18.0), rng.uniform(0, np.pi, len(hosts)))
+    ok = shapely.contains_properly(par.geoms[hosts], rects)
+    hosts, rects = hosts[ok], rects[ok]
+    codes = dist.codes[par.district[hosts]]
+    building_ids = [f"{c}9{n:07d}" for n, c in enumerate(codes)]
+    planted["CONFLICT_BUILDING_IN_BASIC_FARMLAND"] = [
+        {"id": b, "area_m2": float(a)} for b, a in zip(building_ids, ellipsoidal_area_m2(rects))]
+    extra = pa.table({"JZWBH": building_ids, "MC": [""] * len(hosts), "YT": ["住宅"] * len(hosts),
+                      "CS": pa.array(np.full(len(hosts), 2, dtype=np.int32)), "GD": np.full(len(hosts), 6.0),
+                      "XZQDM": codes.tolist(), "geometry": pa.array(shapely.to_wkb(rects), pa.binary())})
+    return pa.concat_tables([buildings, extra.cast(buildings.schema)]), planted
+
+
+def _plant_overlap(dist: _Districts, par: _Parcels) -> tuple[np.ndarray, dict]:
+    """Grow one interior parcel by about 50 m over its neighbours in the latest survey (within its district)."""
+    interior = shapely.contains_properly(dist.geoms[par.district], shapely.buffer(par.geoms, 0.001))
+    i = int(np.flatnonzero(interior)[len(par.geoms) // 2 % max(int(interior.sum()), 1)])
+    grown = shapely.buffer(par.geoms[i], 0.0005, quad_segs=4)
+    geoms = par.geoms.copy()
+    geoms[i] = _densify(np.array([grown]), _MAX_EDGE_DEG)[0]
+    overlap = float(ellipsoidal_area_m2(np.array([geoms[i]]))[0] - par.area[i])
+    return geoms, {"parcel_id": str(parcel_ids(dist, par)[i]), "survey_year": SURVEY_YEARS[1], "overlap_m2": overlap}
+
+
 # --- writers ---------------------------------------------------------------------------------------------------
 
 
@@ -796,7 +892,7 @@ def _reproducible_gdal() -> Iterator[None]:
 
 def _write_all(root: Path, dist: _Districts, par: _Parcels, dlbm: dict[int, np.ndarray], slope_factor: np.ndarray,
                lines: dict[str, pa.Table], hazards: pa.Table, buildings: pa.Table,
-               report: Progress) -> tuple[dict[str, list[Path]], dict[str, int]]:
+               report: Progress, geoms_by_year: dict[int, np.ndarray]) -> tuple[dict[str, list[Path]], dict[str, int]]:
     """Write every dataset (reproducibly) and return the manifest's files and row counts."""
     total = 1 + len(SURVEY_YEARS) * len(dist.codes) + len(lines) + 2
     written = 0
@@ -814,7 +910,7 @@ def _write_all(root: Path, dist: _Districts, par: _Parcels, dlbm: dict[int, np.n
         step()
         for year in SURVEY_YEARS:
             files[f"parcels_{year}"] = _write_parcels(root / "parcels" / str(year), dist, par, dlbm[year],
-                                                      slope_factor, year, step)
+                                                      slope_factor, year, step, geoms_by_year[year])
             counts[f"parcels_{year}"] = len(par.geoms)
         for name, table in lines.items():
             files["control_lines"].append(_write_control_line(root / "control_lines", name, table))
@@ -848,7 +944,7 @@ def _write_districts(folder: Path, dist: _Districts) -> Path:
 
 
 def _write_parcels(folder: Path, dist: _Districts, par: _Parcels, code: np.ndarray, slope_factor: np.ndarray,
-                   year: int, step: Callable[[], None]) -> list[Path]:
+                   year: int, step: Callable[[], None], geoms: np.ndarray) -> list[Path]:
     """One DLTB GeoPackage per district, in the district's Gauss–Krüger zone; TBMJ is the projected area."""
     classes, inverse = np.unique(code, return_inverse=True)
     dlmc = np.array([land_classes()[c].name_zh for c in classes])[inverse]
@@ -858,7 +954,7 @@ def _write_parcels(folder: Path, dist: _Districts, par: _Parcels, code: np.ndarr
     for i, district_code in enumerate(dist.codes):
         sel = np.flatnonzero(par.district == i)
         epsg = int(dist.epsg[i])
-        projected = _project(par.geoms[sel], epsg)
+        projected = _project(geoms[sel], epsg)
         tbmj = np.round(shapely.area(projected), 2)
         seq = par.seq[sel].astype(str)
         zldwdm = np.strings.add(np.strings.add(district_code, np.strings.zfill((par.town[sel] + 1).astype(str), 3)),

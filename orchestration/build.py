@@ -46,23 +46,25 @@ def build(select: str | None = None) -> BuildOutcome:
         raise OnemapError(f"--select {select!r} matches no asset")
     assets = list(defs.assets or [])
     checks = list(defs.asset_checks or [])
+    resources = dict(defs.resources or {})
     partitioned = [k for k in keys if graph.get(k).partitions_def is not None]
     plain = [k for k in keys if k not in partitioned]
     outcome = BuildOutcome([], [], [])
     with dg.DagsterInstance.get() as instance:
         if plain:
-            _run(assets + checks, plain, instance, {}, outcome)
+            _run(assets + checks, plain, instance, {}, outcome, resources)
         if partitioned:
             partition_keys = graph.get(partitioned[0]).partitions_def.get_partition_keys()
             tags = {"dagster/asset_partition_range_start": partition_keys[0],
                     "dagster/asset_partition_range_end": partition_keys[-1]}
-            _run(assets + checks, partitioned, instance, tags, outcome)
+            _run(assets + checks, partitioned, instance, tags, outcome, resources)
     return outcome
 
 
 def _run(definitions: list, keys: list[dg.AssetKey], instance: dg.DagsterInstance, tags: dict[str, str],
-         outcome: BuildOutcome) -> None:
+         outcome: BuildOutcome, resources: dict) -> None:
     result = dg.materialize(definitions, selection=keys, instance=instance, tags=tags, raise_on_error=False,
+                            resources=resources,
                             run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}})
     outcome.run_ids.append(result.run_id)
     for event in result.get_asset_materialization_events():
