@@ -54,27 +54,34 @@ def _jsonable(row: dict) -> dict:
     return {k: (v.hex() if isinstance(v, bytes) else v) for k, v in row.items()}
 
 
-def write_result(table: pa.Table, fmt: str, output: Path | None) -> str | None:
-    """Write to `output` (or return text for stdout). Parquet needs an output file."""
+def render(table: pa.Table, fmt: str) -> bytes:
+    """The result encoded as csv, json (a list of row objects), geojson or parquet; shared with the HTTP API."""
     if fmt == "parquet":
-        if output is None:
-            raise OnemapError("--format parquet needs --output FILE")
-        pq.write_table(table, output)
-        return None
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink)
+        return sink.getvalue().to_pybytes()
     if fmt == "csv":
         sink = pa.BufferOutputStream()
         pacsv.write_csv(printable(table), sink)
-        text = sink.getvalue().to_pybytes().decode()
-    elif fmt == "json":
+        return sink.getvalue().to_pybytes()
+    if fmt == "json":
         text = json.dumps([_jsonable(r) for r in table.to_pylist()], ensure_ascii=False, default=str, indent=1)
     elif fmt == "geojson":
         text = json.dumps(to_geojson(table), ensure_ascii=False, default=str)
     else:
         raise OnemapError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
+    return text.encode("utf-8")
+
+
+def write_result(table: pa.Table, fmt: str, output: Path | None) -> str | None:
+    """Write to `output` (or return text for stdout). Parquet needs an output file."""
+    if fmt == "parquet" and output is None:
+        raise OnemapError("--format parquet needs --output FILE")
+    data = render(table, fmt)
     if output is not None:
-        output.write_text(text, encoding="utf-8")
+        output.write_bytes(data)
         return None
-    return text
+    return data.decode("utf-8")
 
 
 def printable(table: pa.Table) -> pa.Table:

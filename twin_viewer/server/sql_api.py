@@ -1,0 +1,70 @@
+"""`POST /sql`: one checked SELECT over the department's granted views, bounded in time, rows and memory.
+
+The statement is checked by lake.access.sql_guard (403 outside the grant, 400 for anything but a read), then runs
+on its own cursor of the department's locked-down catalog; a timer interrupts it at the time limit, so a runaway
+query ends with a clear 400 while other requests keep being served.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Literal
+
+import duckdb
+import pyarrow as pa
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from lake.access.catalog import Catalog
+from lake.access.sql_guard import SqlRefused, check_sql
+from lake.query import render
+from twin_viewer.server.deps import current_catalog
+from twin_viewer.server.errors import ApiError
+
+router = APIRouter()
+
+MEDIA_TYPES = {"json": "application/json", "csv": "text/csv; charset=utf-8", "geojson": "application/geo+json",
+               "parquet": "application/vnd.apache.parquet"}
+
+
+class SqlRequest(BaseModel):
+    sql: str = Field(max_length=100_000, description="One SELECT over your granted tables (DuckDB dialect).")
+    format: Literal["json", "csv", "geojson", "parquet"] = "json"
+
+
+def run_bounded(catalog: Catalog, sql: str, timeout_s: float) -> pa.Table:
+    cursor = catalog.cursor()
+    timer = threading.Timer(timeout_s, cursor.interrupt)
+    timer.start()
+    try:
+        return cursor.execute(sql).to_arrow_table()
+    except duckdb.InterruptException:
+        raise ApiError(400, f"query stopped at the {timeout_s:g} s time limit; narrow it (WHERE, bbox columns, "
+                            "LIMIT) or aggregate, or run big jobs with Spark", outcome="timeout") from None
+    except duckdb.OutOfMemoryException:
+        raise ApiError(400, "query stopped at the memory limit; aggregate or narrow it", outcome="error") from None
+    except duckdb.Error as exc:
+        raise ApiError(400, f"query failed: {str(exc).splitlines()[0]}") from None
+    finally:
+        timer.cancel()
+        cursor.close()
+
+
+@router.post("/sql")
+def sql(body: SqlRequest, request: Request, catalog: Catalog = Depends(current_catalog)) -> Response:
+    request.state.audit["parameters"] = f"format={body.format}\n{body.sql}"
+    config = request.app.state.config
+    views = {view: grant.columns for view, grant in catalog.views.items()}
+    try:
+        statement = check_sql(body.sql, views, config.sql_max_rows)
+    except SqlRefused as exc:
+        raise ApiError(exc.status, str(exc)) from None
+    table = run_bounded(catalog, statement, config.sql_timeout_s)
+    truncated = table.num_rows > config.sql_max_rows
+    table = table.slice(0, config.sql_max_rows)
+    request.state.audit["rows"] = table.num_rows
+    if truncated:
+        request.state.audit["message"] = f"capped at {config.sql_max_rows} rows"
+    headers = {"X-Onemap-Rows": str(table.num_rows), "X-Onemap-Truncated": "true" if truncated else "false"}
+    return Response(render(table, body.format), media_type=MEDIA_TYPES[body.format], headers=headers)
