@@ -49,14 +49,23 @@ def url_deliveries(table: str | None = None) -> list[Delivery]:
             if c.url is not None and (table is None or c.table == table)]
 
 
+def is_folder_delivery(path: Path) -> bool:
+    """A FileGDB (.gdb) or a static STAC catalog (a folder with catalog.json) is delivered as one folder."""
+    return path.is_dir() and (path.suffix.lower() == ".gdb" or (path / "catalog.json").is_file())
+
+
 def expand_paths(paths: list[Path]) -> list[Path]:
-    """Folders expand to the deliveries inside them (a .gdb folder is itself one delivery)."""
+    """Folders expand to the deliveries inside them; folder deliveries (FileGDB, STAC catalog) stay whole."""
     out: list[Path] = []
     for path in paths:
-        if path.is_dir() and path.suffix.lower() != ".gdb":
-            out += sorted(p for p in path.rglob("*") if (p.is_file() and p.suffix.lower() not in _SIDECARS
-                          and ".gdb" not in {q.suffix.lower() for q in p.parents}) or
-                          (p.is_dir() and p.suffix.lower() == ".gdb"))
+        if path.is_dir() and not is_folder_delivery(path):
+            inside: list[Path] = []
+            for p in sorted(path.rglob("*")):
+                if any(is_folder_delivery(q) for q in p.parents if q != path and path in q.parents):
+                    continue  # part of a folder delivery found above
+                if is_folder_delivery(p) or (p.is_file() and p.suffix.lower() not in _SIDECARS):
+                    inside.append(p)
+            out += inside
         else:
             out.append(path)
     return out

@@ -161,7 +161,23 @@ STAC_ASSETS = TableSpec(
 STAC_TABLES: tuple[TableSpec, ...] = (STAC_ITEMS, STAC_ASSETS)
 
 # --- silver: CIM/BIM (building meshes for the twin; buildings themselves are in BUILDINGS) ------------------
-CIM_TABLES: tuple[TableSpec, ...] = ()
+BUILDING_MESHES = TableSpec(
+    "silver", "building_meshes",
+    columns=(_f("building_id", S), _f("lod", S), _f("district_code", S),
+             _f("origin_lon", F64), _f("origin_lat", F64), _f("origin_height", F64), _f("height_reference", S),
+             _f("vertex_count", I32), _f("triangle_count", I32),
+             _f("positions", pa.binary()), _f("indices", pa.binary())),
+    primary_key=("building_id", "lod"), partition_by=("district_code",),
+    description="One triangulated mesh per building (IFC, CityGML, CityJSON), written with its building. "
+                "positions: little-endian float32 x,y,z triples in metres in the local east-north-up frame whose "
+                "origin is (origin_lon, origin_lat) on CGCS2000 at origin_height; indices: little-endian uint32 "
+                "triangles (counter-clockwise as delivered). Heights are the source's (height_reference names "
+                "its vertical CRS when the source declares one).",
+    extra_properties={"onemap.mesh_encoding": "positions=float32le xyz ENU metres; indices=uint32le triangles",
+                      "onemap.mesh_frame": "ENU at origin_lon/origin_lat (EPSG:4490), origin_height"},
+    group="cim", parent="buildings",
+)
+CIM_TABLES: tuple[TableSpec, ...] = (BUILDING_MESHES,)
 
 SILVER_TABLES = (*SURVEY_TABLES, *STAC_TABLES, *CIM_TABLES)
 FEED_TABLES = tuple(s for s in SILVER_TABLES if s.parent is None)  # tables a feed contract can target
@@ -199,7 +215,83 @@ INGEST_LOG = TableSpec(
     description="Every ingest batch with its outcome; a succeeded (feed, sha256) makes a re-delivery a no-op.",
 )
 
-ALL_TABLES: tuple[TableSpec, ...] = (*SILVER_TABLES, *BRONZE.values(), *QUARANTINE.values(), INGEST_LOG)
+# --- gold: the published one map (transforms/ marts, written only through quality gates) -------------------
+B, TSU = pa.bool_(), pa.timestamp("us", tz="UTC")
+GOLD_ONE_MAP_PARCELS = TableSpec(
+    "gold", "one_map_parcels",
+    columns=(
+        _f("parcel_id", S), _f("survey_year", I32), _f("district_code", S), _f("land_class_code", S),
+        _f("land_class_name", S), _f("land_class_name_en", S), _f("group_code", S), _f("group_name", S),
+        _f("three_category", S), _f("is_construction", B), _f("is_cultivated", B), _f("urban_rural_code", S),
+        _f("area_m2", F64), _f("net_area_m2", F64), _f("ecological_red_line_m2", F64),
+        _f("permanent_basic_farmland_m2", F64), _f("urban_development_boundary_m2", F64),
+        _f("building_count", I64), _f("building_footprint_m2", F64), _f("latest_scene_id", S),
+        pa.field("latest_scene_datetime", TSU), _f("hazards_within_200m", I64), _f("conflict_rules", S),
+    ),
+    primary_key=("parcel_id",), partition_by=("district_code",), geometry_types=("Polygon", "MultiPolygon"),
+    lineage=False, group="one_map",
+    description="One row per parcel of the latest survey year with land class, overlaps with the control lines, "
+                "buildings, latest usable scene, hazards within 200 m and conflict flags.",
+)
+GOLD_CONFLICTS = TableSpec(
+    "gold", "control_line_conflicts",
+    columns=(_f("conflict_id", S), _f("rule_id", S), _f("severity", S), _f("district_code", S), _f("parcel_id", S),
+             _f("building_id", S), _f("land_class_code", S), _f("area_m2", F64)),
+    primary_key=("conflict_id",), partition_by=("district_code",), geometry_types=("Polygon", "MultiPolygon"),
+    lineage=False, group="one_map",
+    description="One row per conflict between land use and a control line (rule, severity, geometry, area).",
+)
+GOLD_LAND_CHANGE = TableSpec(
+    "gold", "land_change",
+    columns=(_f("parcel_id", S), _f("district_code", S), _f("from_year", I32), _f("to_year", I32),
+             _f("from_class", S), _f("to_class", S), _f("from_category", S), _f("to_category", S),
+             _f("change_type", S), _f("area_m2", F64)),
+    primary_key=("parcel_id", "from_year", "to_year"), partition_by=("district_code",),
+    geometry_types=("Polygon", "MultiPolygon"), lineage=False, group="one_map",
+    description="Parcel-level land-class transitions between the two latest survey years, with area.",
+)
+_INDICATORS = ("development_intensity", "cultivated_land_area", "permanent_basic_farmland_area",
+               "ecological_red_line_area", "urban_rural_construction_land", "forest_cover")
+GOLD_DISTRICT_INDICATORS = TableSpec(
+    "gold", "district_indicators",
+    columns=(_f("district_code", S), _f("district_name", S), _f("survey_year", I32),
+             *(f for i in _INDICATORS for f in (_f(i, F64), _f(f"{i}_target", F64), _f(f"{i}_status", S)))),
+    primary_key=("district_code",), lineage=False, group="one_map",
+    description="Per district and region-wide (500000): each plan indicator beside its 2025 target and a status "
+                "(met / at risk / breached); units and formulas in transforms/models/marts/marts.yml.",
+)
+GOLD_IMAGERY_COVERAGE = TableSpec(
+    "gold", "imagery_coverage",
+    columns=(_f("district_code", S), _f("month", S), _f("scenes", I64), _f("cloud_free_scenes", I64),
+             _f("cloud_free_coverage", F64)),
+    primary_key=("district_code", "month"), lineage=False, group="one_map",
+    description="Per district and month: imagery scenes and the share of the district covered cloud-free.",
+)
+GOLD_TABLES: tuple[TableSpec, ...] = (GOLD_ONE_MAP_PARCELS, GOLD_CONFLICTS, GOLD_LAND_CHANGE,
+                                      GOLD_DISTRICT_INDICATORS, GOLD_IMAGERY_COVERAGE)
+PUBLISH_LOG = TableSpec(
+    "meta", "publish_log",
+    columns=(_f("build_id", S), _f("status", S), _f("districts", S), _f("table_versions", S),
+             _f("gate_results", S), pa.field("published_at", TSU)),
+    primary_key=("build_id",), lineage=False, group="one_map",
+    description="Every one-map build: published or blocked, the gold Delta version of each table, gate results "
+                "(JSON). Consumers read the versions of the latest published row.",
+)
+
+# --- meta: the audit trail of department access (HTTP API: OGC API Features, STAC API, SQL) ----------------
+AUDIT_LOG = TableSpec(
+    "meta", "audit_log",
+    columns=(_f("request_id", S), pa.field("at", TSU), _f("department", S), _f("token_id", S), _f("method", S),
+             _f("endpoint", S), _f("parameters", S), pa.field("status", I32), _f("outcome", S), _f("message", S),
+             _f("rows", I64), _f("duration_ms", F64), _f("client", S)),
+    primary_key=("request_id",), lineage=False,
+    description="Every HTTP API request, refused ones included: who (department, token id), what (endpoint, query "
+                "text or parameters), when, rows returned, duration and outcome (ok | refused | bad_request | "
+                "timeout | error).",
+)
+
+ALL_TABLES: tuple[TableSpec, ...] = (*SILVER_TABLES, *BRONZE.values(), *QUARANTINE.values(), INGEST_LOG,
+                                     *GOLD_TABLES, PUBLISH_LOG, AUDIT_LOG)
 _BY_KEY = {t.key: t for t in ALL_TABLES}
 SILVER = {s.name: s for s in SILVER_TABLES}
 

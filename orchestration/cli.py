@@ -166,7 +166,7 @@ def demo(parcels: Annotated[int, typer.Option(help="Parcels per survey year.")] 
          seed: Annotated[int, typer.Option(help="Random seed (the region is deterministic by seed).")] = 0,
          serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the UI when done.")] = True) -> None:
     """Generate the demo region into landing/, ingest it and materialize every asset, then serve."""
-    from lake.demo_region import generate_demo_region
+    from lake.demo import write_demo
     from lake.settings import current_settings
     from orchestration.build import build as run_build
 
@@ -177,14 +177,35 @@ def demo(parcels: Annotated[int, typer.Option(help="Parcels per survey year.")] 
         def step(name: str, done: int, total: int) -> None:
             bar.update(task, description=f"demo region: {name}", completed=done, total=total)
 
-        manifest = generate_demo_region(settings.landing, parcels=parcels, seed=seed, progress=step)
+        manifest, extras = write_demo(settings.landing, parcels=parcels, seed=seed, progress=step)
     out.print(f"demo region written to {manifest.landing}: " +
-              ", ".join(f"{k}={v:,}" for k, v in manifest.counts.items()))
+              ", ".join(f"{k}={v:,}" for k, v in {**manifest.counts, **extras}.items()))
     outcome = run_build(None)
     out.print(f"materialized {len(outcome.materialized)} assets")
     status(as_json=False, history=None)
     if serve:
         ui()
+
+
+@app.command()
+@_guard
+def quality(rebuild: Annotated[bool, typer.Option("--rebuild", help="Build the marts (dbt) before auditing.")]
+            = False) -> None:
+    """Run every quality rule on the latest one-map build, write the HTML report and print its path."""
+    from lake.transforms_project import build_database
+    from quality.gates import run_gates
+    from quality.report import write_report
+    from quality.wap import build_marts, new_build_id
+
+    run_results = build_database().with_suffix(".run_results.json")
+    if rebuild or not build_database().exists():
+        run_results = build_marts()
+    results = run_gates(build_database(), run_results)
+    path = write_report(results, new_build_id())
+    failed = [r for r in results if not r.passed]
+    for r in failed:
+        (err if r.blocks else out).print(r.summary(), highlight=False, soft_wrap=True)
+    out.print(str(path), highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -198,6 +219,27 @@ def ui(port: Annotated[int, typer.Option(help="Port of the Dagster UI.")] = 3000
     out.print(f"Dagster UI on http://127.0.0.1:{port} (Ctrl+C stops it)")
     os.execvp(dagster, [dagster, "dev", "-m", "orchestration.definitions", "-h", "127.0.0.1", "-p", str(port)])
 
+
+@app.command()
+@_guard
+def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="Port.")] = 8080) -> None:
+    """The query API for departments (OGC API – Features, STAC API at /stac, SQL at /sql) and the viewer."""
+    import uvicorn
+
+    from twin_viewer.server.app import create_app
+
+    out.print(f"OneMap Twin API on http://{host}:{port}/ (Ctrl+C stops it)")
+    uvicorn.run(create_app(), host=host, port=port, log_level="warning")
+
+
+def _access() -> typer.Typer:
+    from orchestration.access_cli import access_app
+
+    return access_app(_guard, out)
+
+
+app.add_typer(_access(), name="access")
 
 if __name__ == "__main__":
     app()

@@ -7,9 +7,13 @@ import dagster as dg
 from orchestration.landing_sensor import landing_sensor
 from orchestration.feed_assets import FEED_ASSETS
 from orchestration.feed_checks import FEED_CHECKS
+from orchestration.one_map_assets import ONE_MAP_ASSETS, ONE_MAP_RESOURCES
+from orchestration.stac_schedule import stac_url_poll
 
 defs = dg.Definitions(
-    assets=[*FEED_ASSETS],
+    assets=[*FEED_ASSETS, *ONE_MAP_ASSETS],
     asset_checks=[*FEED_CHECKS],
     sensors=[landing_sensor],
+    schedules=[stac_url_poll],
+    resources=ONE_MAP_RESOURCES,
 )

@@ -47,7 +47,7 @@ def test_build_materializes_assets_and_runs_checks(home: Path, realdata: Path, w
     (home / "landing/reference/districts").mkdir(parents=True)
     shutil.copy(realdata / "admin_boundaries/cq_500000_full.json", home / "landing/reference/districts/")
     write_geojson(home / "landing/parcels/a.geojson", good_parcels(20) + [good_parcels(1)[0]])  # one duplicate key
-    outcome = build()
+    outcome = build("group:survey")  # the feeds; 20 test parcels cannot pass the one map's gates
     assert "silver/districts" in outcome.materialized and "silver/parcels" in outcome.materialized
     assert delta_io.read_table(DISTRICTS).num_rows == 38
     assert delta_io.read_table(PARCELS).num_rows == 19  # both occurrences of the duplicate are quarantined

@@ -8,7 +8,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from lake.readers.citygml import read_citygml
+from lake.readers.cityjson import read_cityjson
+from lake.readers.ifc import read_ifc
 from lake.readers.raw_batch import RawBatch
+from lake.readers.stac import read_stac_api, read_stac_catalog
 from lake.readers.vector import read_vector_delivery
 
 if TYPE_CHECKING:
@@ -21,6 +25,11 @@ READERS: dict[str, Reader] = {
     "shapefile": read_vector_delivery,
     "geojson": read_vector_delivery,
     "filegdb": read_vector_delivery,
+    "stac_catalog": read_stac_catalog,
+    "stac_api": read_stac_api,
+    "ifc": read_ifc,
+    "cityjson": read_cityjson,
+    "citygml": read_citygml,
 }
 
 
