@@ -10,12 +10,13 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml requirements.lock infra/install_system_packages.sh
+$(STAMP): pyproject.toml requirements.lock package.json package-lock.json infra/install_system_packages.sh
 	bash infra/install_system_packages.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	npm ci --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
 
 demo: setup

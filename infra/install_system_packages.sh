@@ -2,7 +2,7 @@
 # Debian packages the platform and its tests need beyond Python: PostGIS (STAC API test server, benchmarks),
 # Chromium (viewer tests). Installs only what is missing; needs root (as on CI and the dev machines).
 set -euo pipefail
-wanted=(postgresql-15 postgresql-15-postgis-3)
+wanted=(postgresql-15 postgresql-15-postgis-3 chromium)
 missing=()
 for pkg in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
