@@ -1,7 +1,7 @@
 """Ingest one delivery into bronze, silver and quarantine, idempotently and without losing a row.
 
 Order of commits: quarantine and silver replace this source's earlier rows, then bronze, then the ingest log.
-A delivery whose (feed, sha256) already succeeded is a no-op. A crash between commits leaves every table at a
+A delivery whose content is what its source last delivered successfully is a no-op. A crash between commits leaves every table at a
 consistent Delta version, and the re-run (not yet logged) replaces the same rows again, so nothing duplicates.
 """
 
@@ -49,13 +49,22 @@ def source_uri_of(source: str | Path) -> str:
     return text if "://" in text else Path(text).resolve().as_posix()
 
 
-def already_ingested(feed: str, sha256: str) -> bool:
+def already_ingested(feed: str, sha256: str, source_uri: str) -> bool:
+    """Whether this content is what the feed already holds for this source.
+
+    A source's latest succeeded batch decides: the same file delivered again is a no-op, but a file reverted to
+    content it had before (A, then A', then A again) is ingested, or silver would keep A'. Content first seen
+    under another name is a no-op as before (a copy of a delivered file).
+    """
     log = delta_io.open_table(INGEST_LOG)
     if log is None:
         return False
-    rows = log.to_pyarrow_table(columns=["feed", "source_sha256", "status"],
-                                filters=[("feed", "=", feed), ("source_sha256", "=", sha256)])
-    return "succeeded" in rows.column("status").to_pylist()
+    rows = log.to_pyarrow_table(columns=["source_uri", "source_sha256", "status", "finished_at"],
+                                filters=[("feed", "=", feed), ("status", "=", "succeeded")]).to_pylist()
+    own = [r for r in rows if r["source_uri"] == source_uri]
+    if own:
+        return max(own, key=lambda r: r["finished_at"])["source_sha256"] == sha256
+    return any(r["source_sha256"] == sha256 for r in rows)
 
 
 def ingest_source(source: str | Path, contract: FeedContract) -> IngestResult:
@@ -73,12 +82,12 @@ def ingest_source(source: str | Path, contract: FeedContract) -> IngestResult:
             if not Path(uri).exists():
                 raise FeedReadError(str(source), "file not found")
             sha = delivery_sha256(Path(uri))
-            if already_ingested(contract.feed, sha):
+            if already_ingested(contract.feed, sha, uri):
                 return IngestResult(contract.feed, uri, "skipped", batch_id, message="already ingested (same sha256)")
         batch = read_delivery(uri, contract)
         if not is_local:
             sha = batch.sha256 or ""
-            if sha and already_ingested(contract.feed, sha):
+            if sha and already_ingested(contract.feed, sha, uri):
                 return IngestResult(contract.feed, uri, "skipped", batch_id, message="unchanged since last ingest")
         source_crs = _source_crs(batch, contract)
         lineage = Lineage(contract.feed, uri, sha, batch_id, started)

@@ -107,6 +107,23 @@ def test_changed_redelivery_replaces_rows_by_key(home: Path, parcels_feed: str) 
     assert delta_io.read_table(PARCELS, version=previous).num_rows == 10
 
 
+def test_reverting_a_file_to_earlier_content_restores_its_rows(home: Path, parcels_feed: str) -> None:
+    path = home / "landing/parcels/a.geojson"
+    original = good_parcels(5)
+    write_geojson(path, original)
+    ingest_source(path, get_contract(parcels_feed))
+    wrong = good_parcels(5)
+    wrong[0]["properties"]["DLBM"] = "0701"
+    write_geojson(path, wrong)
+    ingest_source(path, get_contract(parcels_feed))
+    write_geojson(path, original)  # the supplier withdraws the wrong version: the same bytes as the first delivery
+    assert ingest_source(path, get_contract(parcels_feed)).status == "ingested"
+    silver = delta_io.read_table(PARCELS)
+    classes = dict(zip(silver.column("parcel_id").to_pylist(), silver.column("land_class_code").to_pylist()))
+    assert classes["P00000"] == original[0]["properties"]["DLBM"]
+    assert ingest_source(path, get_contract(parcels_feed)).status == "skipped"  # and now it is current again
+
+
 def test_geojson_as_bare_array_of_features(home: Path, parcels_feed: str) -> None:
     path = write_geojson(home / "landing/parcels/arr.geojson", good_parcels(3), bare_array=True)
     assert ingest_source(path, get_contract(parcels_feed)).rows_silver == 3

@@ -156,7 +156,7 @@ def read_stac_api(source: str, contract: FeedContract) -> RawBatch:
     from lake.ingest import already_ingested  # noqa: PLC0415 - ingest imports the readers
 
     rows = StacRows(passed_before=_passed_before(contract))
-    if not already_ingested(contract.feed, digest):  # an unchanged poll is recognised before any row is built
+    if not already_ingested(contract.feed, digest, source):  # an unchanged poll is recognised before any row is built
         for item in fetched:
             rows.add_item(item, None)
     return rows.to_batch(source, "search", sha256=digest, uncollected=_uncollected(contract))
