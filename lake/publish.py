@@ -14,7 +14,8 @@ import duckdb
 import pyarrow as pa
 
 from lake import delta_io
-from lake.registry import GOLD_TABLES, PUBLISH_LOG
+from lake.errors import OnemapError
+from lake.registry import GOLD_TABLES, PUBLISH_LOG, TableSpec
 
 
 def gold_versions() -> dict[str, int | None]:
@@ -42,3 +43,27 @@ def log_build(build_id: str, status: str, districts: list[str] | None, versions:
                                                                                default=str),
            "published_at": datetime.now(timezone.utc)}
     delta_io.append(PUBLISH_LOG, pa.Table.from_pylist([row], schema=PUBLISH_LOG.schema))
+
+
+def latest_published() -> tuple[str, dict[str, int]] | None:
+    """The build id and gold table versions of the latest published build (None before the first publish).
+
+    Readers that must see one consistent map (the twin, department exports) read gold at these versions rather
+    than at each table's head, which a build in progress may already have moved.
+    """
+    log = delta_io.read_table(PUBLISH_LOG, columns=["build_id", "status", "table_versions", "published_at"]) \
+        if delta_io.open_table(PUBLISH_LOG) is not None else None
+    rows = [r for r in (log.to_pylist() if log is not None else []) if r["status"] == "published"]
+    if not rows:
+        return None
+    latest = max(rows, key=lambda r: r["published_at"])
+    versions = {k: v for k, v in json.loads(latest["table_versions"]).items() if v is not None}
+    return latest["build_id"], versions
+
+
+def read_published(spec: TableSpec, columns: list[str] | None = None) -> pa.Table:
+    """A gold table as of the latest published build; a clear error when nothing has been published yet."""
+    published = latest_published()
+    if published is None or spec.key not in published[1]:
+        raise OnemapError(f"{spec.key} has no published version yet: run `onemap build` (or `onemap demo`) first")
+    return delta_io.read_table(spec, columns=columns, version=published[1][spec.key])
