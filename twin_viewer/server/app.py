@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from lake.access.audit import AuditLog, AuditRecord
 from lake.access.catalog import Catalogs
 from lake.access.grants import TokenStore
+from twin_viewer.server import viewer
 from twin_viewer.server.deps import identify
 from twin_viewer.server.errors import CODES, outcome_for
 
@@ -76,7 +77,8 @@ def _install_gates(app: FastAPI) -> None:
         if any(bad in raw.lower() for bad in FORBIDDEN_IN_PATH):
             request.state.audit["message"] = "path traversal refused"
             identify(request)
-            response = _error(400, "the URL path may not contain '..', encoded slashes, backslashes or NUL bytes")
+            status = 404 if raw.startswith(b"/twin/") else 400  # a tile path outside its folder simply does not exist
+            response = _error(status, "the URL path may not contain '..', encoded slashes, backslashes or NUL bytes")
         else:
             try:
                 response = await call_next(request)
@@ -84,19 +86,20 @@ def _install_gates(app: FastAPI) -> None:
                 request.state.audit["message"] = f"{type(exc).__name__}: {exc}"
                 response = _error(500, f"internal error; quote request id {request_id} to the platform team")
         audit = request.state.audit
-        app.state.audit.record(AuditRecord(
-            request_id=request_id, method=request.method, endpoint=raw.decode("latin-1")[:2000],
-            parameters=audit.get("parameters"), status=response.status_code,
-            outcome=audit.get("outcome") or outcome_for(response.status_code),
-            duration_ms=(time.perf_counter() - started) * 1000, department=audit.get("department"),
-            token_id=audit.get("token_id"), message=audit.get("message"), rows=audit.get("rows"),
-            client=request.client.host if request.client else None))
+        if not viewer.unaudited(request.url.path, response.status_code):
+            app.state.audit.record(AuditRecord(
+                request_id=request_id, method=request.method, endpoint=raw.decode("latin-1")[:2000],
+                parameters=audit.get("parameters"), status=response.status_code,
+                outcome=audit.get("outcome") or outcome_for(response.status_code),
+                duration_ms=(time.perf_counter() - started) * 1000, department=audit.get("department"),
+                token_id=audit.get("token_id"), message=audit.get("message"), rows=audit.get("rows"),
+                client=request.client.host if request.client else None))
         response.headers["X-Request-Id"] = request_id
         return response
 
 
 def create_app(config: ApiConfig | None = None) -> FastAPI:
-    from twin_viewer.server import ogc_features, sql_api, stac_api
+    from twin_viewer.server import ogc_features, sql_api, stac_api, twin_api
 
     config = config or ApiConfig.from_env()
 
@@ -114,8 +117,11 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     app.state.tokens = TokenStore()
     app.state.catalogs = Catalogs(config.memory_limit, config.threads)
     _install_error_handlers(app)
+    viewer.install(app)
     _install_gates(app)
     app.include_router(ogc_features.router)
     app.include_router(stac_api.router, prefix="/stac")
     app.include_router(sql_api.router)
+    app.include_router(viewer.router)
+    app.include_router(twin_api.router, prefix="/twin/api")
     return app
