@@ -6,13 +6,15 @@ import shutil
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyogrio
+import pyproj
 import pytest
 import shapely
 
 from lake import delta_io
 from lake.batch_ingest import ingest_landing
-from lake.demo_region import PLANTED_RULES, generate_demo_region
+from lake.demo_region import PLANTED_RULES, generate_demo_region, region_outline
 from lake.publish import gold_versions
 from lake.query import run_query
 from lake.registry import GOLD_CONFLICTS, PUBLISH_LOG
@@ -175,6 +177,79 @@ def test_empty_delivery_blocks_on_reconciliation(planted: dict, tmp_path: Path) 
     _ingest()
     run_one_map([district])
     assert _latest_log()["status"] == "published"
+
+
+def _square_outside_every_district(crs: str) -> bytes:
+    """A 60 m parcel inside the region's extent (so ingest accepts it) but outside the region's outline."""
+    lon, lat = 105.25, 28.12
+    assert not region_outline().contains(shapely.Point(lon, lat))
+    x, y = pyproj.Transformer.from_crs("EPSG:4490", crs, always_xy=True).transform(lon, lat)
+    return shapely.to_wkb(shapely.box(x, y, x + 60, y + 60))
+
+
+def _write_like(source: Path, table: pa.Table, target: Path) -> None:
+    info, meta = pyogrio.read_info(source, layer=None), pyogrio.read_arrow(source)[0]
+    pyogrio.write_arrow(table, target, layer=info["layer_name"], geometry_name=meta["geometry_name"] or "wkb_geometry",
+                        geometry_type="Polygon", crs=info["crs"])
+
+
+def test_unknown_code_parcel_outside_districts_and_invalid_control_line(planted: dict, tmp_path: Path) -> None:
+    landing = planted["home"] / "landing" / "survey"
+    parcels_file = sorted((landing / "parcels" / "2023").glob("DLTB_*.gpkg"))[2]
+    district = parcels_file.name.split("_")[1]
+    red_line = landing / "control_lines" / "STHX.shp"
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    shutil.copyfile(parcels_file, keep / parcels_file.name)
+    red_line_parts = sorted(red_line.parent.glob("STHX.*"))
+    for part in red_line_parts:
+        shutil.copyfile(part, keep / part.name)
+
+    meta, parcels = pyogrio.read_arrow(parcels_file, layer="DLTB")
+    unknown_id, outside_id = parcels.column("BSM")[0].as_py(), parcels.column("BSM")[1].as_py()
+    codes = parcels.column("DLBM").to_pylist()
+    codes[0] = "9999"
+    geoms = parcels.column(meta["geometry_name"]).to_pylist()
+    geoms[1] = _square_outside_every_district(pyogrio.read_info(parcels_file, layer="DLTB")["crs"])
+    parcels = parcels.set_column(parcels.schema.get_field_index("DLBM"), "DLBM", pa.array(codes))
+    parcels = parcels.set_column(parcels.schema.get_field_index(meta["geometry_name"]), meta["geometry_name"],
+                                 pa.array(geoms, parcels.schema.field(meta["geometry_name"]).type))
+    parcels_file.unlink()
+    _write_like(keep / parcels_file.name, parcels, parcels_file)
+
+    _, lines = pyogrio.read_arrow(red_line)
+    bowtie = shapely.Polygon([(106.50, 29.50), (106.51, 29.51), (106.51, 29.50), (106.50, 29.51)])
+    bad_line = {name: lines.column(name)[0].as_py() for name in lines.column_names}
+    bad_line.update(HXBH="STHX-BOWTIE", wkb_geometry=shapely.to_wkb(bowtie))
+    lines = pa.concat_tables([lines, pa.Table.from_pylist([bad_line], schema=lines.schema)])
+    for part in red_line_parts:
+        part.unlink()
+    _write_like(keep / red_line.name, lines, red_line)
+
+    before = gold_versions()
+    _ingest()
+    with pytest.raises(GateFailed) as failed:
+        run_one_map([district])
+    blocking = {r.rule.id: r for r in failed.value.failures}
+    assert {"PARCEL_OUTSIDE_DISTRICT", "CONTROL_LINE_NOT_POLYGON"} <= set(blocking)
+    assert any(s["parcel"].startswith(outside_id) and "no district" in s["detail"]
+               for s in blocking["PARCEL_OUTSIDE_DISTRICT"].samples)
+    assert any("GEOM_INVALID" in s["detail"] for s in blocking["CONTROL_LINE_NOT_POLYGON"].samples)
+    warned = next(r for r in failed.value.results if r.rule.id == "QUARANTINED_IN_LATEST_DELIVERY")
+    assert not warned.passed and not warned.blocks  # unknown codes warn: the map lacks the row, it is not wrong
+    assert any("LAND_CLASS_UNKNOWN" in s["detail"] and "'9999'" in s["detail"] for s in warned.samples)
+    report = Path(str(failed.value).rsplit("report: ", 1)[1]).read_text()
+    assert outside_id in report and "STHX.shp" in report
+    assert gold_versions() == before
+    assert _latest_log()["status"] == "blocked"
+    assert unknown_id not in pc.unique(delta_io.read_table(GOLD_CONFLICTS).column("parcel_id")).to_pylist()
+
+    _redeliver_corrected(planted, keep / parcels_file.name)
+    for part in red_line_parts:  # the red line reverts to the bytes it had first: ingested again, not skipped
+        shutil.copyfile(keep / part.name, part)
+    _ingest()
+    outcome = run_one_map([district])
+    assert _latest_log()["status"] == "published" and all(outcome.versions[k] > before[k] for k in before)
 
 
 def test_gold_tables_are_valid_cgcs2000_and_consistent(planted: dict) -> None:
