@@ -24,6 +24,11 @@ class Settings:
         return self.home / "feeds"
 
     @property
+    def twin(self) -> Path:
+        """The 3D twin's built files (buildings tileset, terrain, manifest.json) that the viewer serves."""
+        return self.home / "twin"
+
+    @property
     def lake_is_local(self) -> bool:
         return "://" not in self.lake_uri or self.lake_uri.startswith("file://")
 

@@ -1,0 +1,46 @@
+"""The 3D twin's tiles in Dagster: one asset that rebuilds buildings tiles, terrain and the manifest after gold.
+
+Domain logic is twin_viewer.tiles.build_twin (runs without Dagster); this module only wires it. The asset shares
+the district partitions and single-run backfill of the gold publish so it runs in the same run, after it (`onemap
+build` runs unpartitioned assets first, then the partitioned ones); whatever districts a run covers, the twin is
+rebuilt whole, because its quadtree and terrain span the region.
+"""
+
+import dagster as dg
+from dagster import AssetExecutionContext
+
+from lake.registry import BUILDINGS, STAC_ITEMS
+from lake.settings import current_settings
+from orchestration.feed_assets import asset_key
+from orchestration.one_map_assets import GOLD_KEY
+from orchestration.partitions import DISTRICT_PARTITIONS
+
+TWIN_GROUP = "twin"
+TWIN_TILES_KEY = dg.AssetKey(["twin", "tiles"])
+
+
+@dg.asset(
+    key=TWIN_TILES_KEY, group_name=TWIN_GROUP, deps=[GOLD_KEY, asset_key(BUILDINGS), asset_key(STAC_ITEMS)],
+    partitions_def=DISTRICT_PARTITIONS, backfill_policy=dg.BackfillPolicy.single_run(), kinds={"3dtiles", "python"},
+    description="Buildings as 3D Tiles 1.1 (meshes from IFC/CityGML/CityJSON, footprints extruded otherwise), "
+                "terrain from the catalog's DEM as quantized-mesh, and twin/manifest.json, under $ONEMAP_HOME/twin.",
+)
+def twin_tiles(context: AssetExecutionContext) -> dg.MaterializeResult:
+    from twin_viewer.tiles import build_twin  # imported on use: loading the definitions stays quick
+
+    manifest = build_twin(current_settings())
+    buildings, terrain = manifest["buildings"], manifest["terrain"]
+    if terrain["warning"]:
+        context.log.warning(f"terrain: {terrain['warning']}")
+    return dg.MaterializeResult(metadata={
+        "build_id": manifest["build_id"] or "-",
+        "buildings": dg.MetadataValue.int(buildings["count"]),
+        "meshed": dg.MetadataValue.int(buildings["meshed"]),
+        "extruded": dg.MetadataValue.int(buildings["extruded"]),
+        "dropped_degenerate_triangles": dg.MetadataValue.int(buildings["dropped_degenerate_triangles"]),
+        "terrain_available": dg.MetadataValue.bool(terrain["available"]),
+        "terrain_warning": terrain["warning"] or "-",
+    })
+
+
+TWIN_ASSETS = [twin_tiles]
