@@ -119,7 +119,7 @@ class _Writer:
         normal = np.cross(tris[:, 1] - tris[:, 0], tris[:, 2] - tris[:, 0])
         normal /= np.linalg.norm(normal, axis=1, keepdims=True)
         normals = np.repeat(normal, 3, axis=0)
-        y_up = np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]], dtype=np.float64)  # (e, n, u) -> (e, u, -n)
+        y_up = np.array([[1, 0, 0], [0, 0, 1], [0, -1, 0]], dtype=np.float64)  # (e, n, u) -> (e, u, -n)
         uri = f"content/{node.level}_{node.x}_{node.y}.glb"
         (self.folder / uri).write_bytes(building_glb(local @ y_up.T, normals @ y_up.T, np.repeat(feature, 3),
                                                      _columns(self.soup.attributes, rows)))
