@@ -25,27 +25,47 @@ def _authalic_q(lat_deg: np.ndarray) -> np.ndarray:
     return (1.0 - _E2) * (s / (1.0 - _E2 * s * s) - np.log((1.0 - _E * s) / (1.0 + _E * s)) / (2.0 * _E))
 
 
-def ellipsoidal_area_m2(geoms: np.ndarray) -> np.ndarray:
-    """Area in m² of CGCS2000 lon/lat (multi)polygons; NaN for missing geometries, 0 for other types."""
-    geoms = np.asarray(geoms, dtype=object)
-    out = np.full(len(geoms), np.nan)
-    present = ~shapely.is_missing(geoms)
-    parts, part_owner = shapely.get_parts(geoms[present], return_index=True)
+def _shoelace_m2(coords: np.ndarray, ring_of_coord: np.ndarray, rings: int) -> np.ndarray:
+    """Unsigned equal-area shoelace area of each ring, from coordinates listed ring after ring."""
+    x = np.radians(coords[:, 0]) * CGCS2000_A
+    y = _authalic_q(coords[:, 1]) * CGCS2000_A / 2.0
+    # sum of x_i*y_{i+1} - x_{i+1}*y_i over consecutive vertices of the same ring
+    same_ring = ring_of_coord[1:] == ring_of_coord[:-1]
+    cross = (x[:-1] * y[1:] - x[1:] * y[:-1]) * same_ring
+    return np.abs(np.bincount(ring_of_coord[:-1], weights=cross, minlength=rings)) / 2.0
+
+
+def _polygonal_area_m2(geoms: np.ndarray) -> np.ndarray:
+    """Area of each geometry's polygonal parts: shells minus holes (the first ring of each polygon is its shell)."""
+    parts, part_owner = shapely.get_parts(geoms, return_index=True)
     polygonal = shapely.get_type_id(parts) == 3
     parts, part_owner = parts[polygonal], part_owner[polygonal]
     if len(parts) == 0:
-        out[present] = 0.0
-        return out
+        return np.zeros(len(geoms))
     rings, ring_part = shapely.get_rings(parts, return_index=True)
     coords, ring_of_coord = shapely.get_coordinates(rings, return_index=True)
-    x = np.radians(coords[:, 0]) * CGCS2000_A
-    y = _authalic_q(coords[:, 1]) * CGCS2000_A / 2.0
-    # shoelace per ring: sum of x_i*y_{i+1} - x_{i+1}*y_i over consecutive vertices of the same ring
-    same_ring = ring_of_coord[1:] == ring_of_coord[:-1]
-    cross = (x[:-1] * y[1:] - x[1:] * y[:-1]) * same_ring
-    ring_area = np.abs(np.bincount(ring_of_coord[:-1], weights=cross, minlength=len(rings))) / 2.0
-    # the first ring of each polygon is its shell; later rings are holes
+    ring_area = _shoelace_m2(coords, ring_of_coord, len(rings))
     is_shell = np.r_[True, ring_part[1:] != ring_part[:-1]]
     part_area = np.bincount(ring_part, weights=np.where(is_shell, ring_area, -ring_area), minlength=len(parts))
-    out[present] = np.bincount(part_owner, weights=part_area, minlength=int(present.sum()))
+    return np.bincount(part_owner, weights=part_area, minlength=len(geoms))
+
+
+def ellipsoidal_area_m2(geoms: np.ndarray) -> np.ndarray:
+    """Area in m² of CGCS2000 lon/lat (multi)polygons; NaN for missing geometries, 0 for other types.
+
+    Most survey parcels are polygons without holes: their coordinates are one ring each, read in one pass. Only
+    the rest (holes, multipolygons, other types) are split into parts and rings, which costs a geometry object
+    per ring.
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    out = np.full(len(geoms), np.nan)
+    present = np.flatnonzero(~shapely.is_missing(geoms))
+    kind = shapely.get_type_id(geoms[present])
+    single_ring = (kind == 3) & (shapely.get_num_interior_rings(geoms[present]) == 0)
+    simple = present[single_ring]
+    coords, owner = shapely.get_coordinates(geoms[simple], return_index=True)
+    out[simple] = _shoelace_m2(coords, owner, len(simple))
+    rest = present[~single_ring]
+    if len(rest):
+        out[rest] = _polygonal_area_m2(geoms[rest])
     return out

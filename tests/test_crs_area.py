@@ -56,6 +56,24 @@ def test_ellipsoidal_area_matches_geodesic_reference() -> None:
     assert np.max(np.abs(ours / reference - 1)) < 1e-6
 
 
+def test_ellipsoidal_area_of_holes_multipolygons_and_other_types() -> None:
+    shell = shapely.box(106.50, 29.50, 106.52, 29.52)
+    hole = shapely.box(106.505, 29.505, 106.51, 29.51)
+    with_hole = shapely.Polygon(shell.exterior.coords, [hole.exterior.coords])
+    second = shapely.box(106.60, 29.60, 106.61, 29.61)
+    multi = shapely.MultiPolygon([with_hole, second])
+    mixed = np.array([shell, with_hole, None, multi, shapely.Point(106.5, 29.5), second], dtype=object)
+    ours = ellipsoidal_area_m2(mixed)
+
+    def geodesic(g: shapely.Geometry) -> float:
+        return abs(GEOD.geometry_area_perimeter(g)[0])
+
+    expected = [geodesic(shell), geodesic(shell) - geodesic(hole), np.nan,
+                geodesic(shell) - geodesic(hole) + geodesic(second), 0.0, geodesic(second)]
+    assert np.isnan(ours[2])
+    np.testing.assert_allclose(np.delete(ours, 2), np.delete(np.array(expected), 2), rtol=1e-6)
+
+
 def test_gauss_kruger_area_agrees_within_a_tenth_of_a_percent() -> None:
     parcel = shapely.box(107.9, 29.5, 107.92, 29.52)
     to_gk = pyproj.Transformer.from_crs(4490, 4545, always_xy=True)
