@@ -1,0 +1,26 @@
+"""Map tiles and lookups for the twin viewer: STAC imagery tiles, overlay tiles (parcels by land class, conflicts,
+control lines), the parcel under a point, small vector layers, the land-class legend and the survey years.
+
+All coordinates the page receives are WGS84 lon/lat: the lake is CGCS2000 (EPSG:4490), treated as WGS84 at map
+scale (the two frames differ by centimetres). Tiles are 256×256 Web-Mercator XYZ (EPSG:3857).
+"""
+
+from __future__ import annotations
+
+from twin_viewer.maptiles.errors import TileAddressError, UnknownLayerError
+from twin_viewer.maptiles.imagery import imagery_tile
+from twin_viewer.maptiles.lakestate import current_state
+from twin_viewer.maptiles.lakestate import survey_years as _survey_years
+from twin_viewer.maptiles.overlays import LAYERS as OVERLAY_LAYERS
+from twin_viewer.maptiles.overlays import overlay_tile, parcel_at
+from twin_viewer.maptiles.styles import legend, overlay_legend
+from twin_viewer.maptiles.vectors import vector_layer
+
+
+def survey_years() -> list[int]:
+    """Survey years with parcels (the published one map's year and silver's), ascending."""
+    return _survey_years(current_state())
+
+
+__all__ = ["OVERLAY_LAYERS", "TileAddressError", "UnknownLayerError", "imagery_tile", "legend", "overlay_legend",
+           "overlay_tile", "parcel_at", "survey_years", "vector_layer"]

@@ -1,0 +1,176 @@
+"""Overlay tiles (parcels by land class, control-line conflicts, the three control lines) and the parcel lookup.
+
+Sources: the published one map (gold one_map_parcels and control_line_conflicts, as of `latest_published()`)
+for the latest survey year, silver parcels for the other survey years, silver control_lines (head). Each source
+gets a spatial index once per version (spatial_index.py); tiles are cached on disk by the same key.
+
+Generalisation rule: parcels and conflicts at zoom ≤ OVERVIEW_ZOOM (10) are sampled from the index's overview
+raster, so a zoomed-out tile never reads polygons; above it only the row groups under the tile are read and
+drawn. Control lines (hundreds to a few thousand polygons) are always drawn from their polygons, simplified to
+the tile's pixel size.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import shapely
+
+from lake import delta_io
+from lake.registry import CONTROL_LINES, GOLD_CONFLICTS, GOLD_ONE_MAP_PARCELS, PARCELS, TableSpec
+from twin_viewer.maptiles import render, tilecache
+from twin_viewer.maptiles.errors import UnknownLayerError
+from twin_viewer.maptiles.lakestate import LakeState, current_state, gold_survey_year, survey_years
+from twin_viewer.maptiles.spatial_index import OVERVIEW_ZOOM, FeatureIndex, build_index, open_index
+from twin_viewer.maptiles.styles import LayerStyle, conflict_style, control_line_style, land_class_style
+from twin_viewer.maptiles.tilemath import check_tile, mercator_xy, pixel_size, tile_bounds
+
+LAYERS = ("parcels", "conflicts", "control_lines")
+PARCEL_OUTLINE_ZOOM = 14  # parcel boundaries are drawn from this zoom on (below they would blur into lines)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One overlay's data at one version: where its index lives and how to build it."""
+
+    layer: str
+    key: str  # cache key: starts with the gold build id, so a new publish starts new folders
+    build_id: str
+    spec: TableSpec  # the lake table (its canonical columns are the features' attributes)
+    read: Callable[[], pa.Table]
+    style: LayerStyle
+    category_column: str
+    overview: bool
+    all_touched: bool = False
+
+    def index(self, state: LakeState) -> FeatureIndex:
+        folder = state.cache_dir / "index" / self.layer / self.key
+        return open_index(folder, self._build)
+
+    def _build(self, folder: Path) -> None:
+        table = self.read()
+        categories = self.style.categories(table.column(self.category_column).to_pylist())
+        build_index(folder, table, categories, self.overview, self.all_touched)
+        tilecache.prune_stale(folder.parent, self.build_id)
+
+
+def _columns(spec: TableSpec) -> list[str]:
+    return [f.name for f in spec.columns] + ["geometry"]
+
+
+def _parcels_source(state: LakeState, year: int | None) -> Source:
+    latest = gold_survey_year(state)
+    build = state.build_id or ""
+    if year is None or year == latest:
+        return Source("parcels", f"{build}-y{latest}", build, GOLD_ONE_MAP_PARCELS,
+                      lambda: delta_io.read_table(GOLD_ONE_MAP_PARCELS, _columns(GOLD_ONE_MAP_PARCELS),
+                                                  state.gold_version(GOLD_ONE_MAP_PARCELS)),
+                      land_class_style(), "land_class_code", overview=True)
+    years = survey_years(state)
+    if year not in years:
+        raise UnknownLayerError(f"no parcels for survey year {year}; survey years: {years}")
+    version = state.silver_version(PARCELS)
+
+    def read() -> pa.Table:
+        table = delta_io.open_table(PARCELS, version)
+        return table.to_pyarrow_table(columns=_columns(PARCELS), filters=[("survey_year", "=", year)])
+
+    return Source("parcels", f"{build}-s{version}-y{year}", build, PARCELS, read, land_class_style(),
+                  "land_class_code", overview=True)
+
+
+def source(layer: str, year: int | None = None, state: LakeState | None = None) -> Source:
+    """The data behind an overlay (and its cache key) for the current lake state."""
+    state = state or current_state()
+    if layer == "parcels":
+        return _parcels_source(state, year)
+    build = state.build_id or ""
+    if layer == "conflicts":
+        return Source("conflicts", build, build, GOLD_CONFLICTS,
+                      lambda: delta_io.read_table(GOLD_CONFLICTS, _columns(GOLD_CONFLICTS),
+                                                  state.gold_version(GOLD_CONFLICTS)),
+                      conflict_style(), "severity", overview=True, all_touched=True)
+    if layer == "control_lines":
+        state.gold_version(GOLD_ONE_MAP_PARCELS)  # the overlays show one published map: none before a publish
+        version = state.silver_version(CONTROL_LINES)
+        return Source("control_lines", f"{build}-s{version}", build, CONTROL_LINES,
+                      lambda: delta_io.read_table(CONTROL_LINES, _columns(CONTROL_LINES), version),
+                      control_line_style(), "line_type", overview=False)
+    raise UnknownLayerError(f"no overlay layer {layer!r}; layers: {', '.join(LAYERS)}")
+
+
+def _draw(src: Source, index: FeatureIndex, z: int, x: int, y: int) -> bytes:
+    bounds = tile_bounds(z, x, y)
+    if not index.intersects(bounds):
+        return render.empty_png()
+    if src.overview and z <= OVERVIEW_ZOOM and index.overview is not None:
+        fill = index.overview.sample(z, x, y)
+        return render.encode_png(render.colour(fill, src.style)) if fill.any() else render.empty_png()
+    rows = index.query(bounds, ["category", "geometry"])
+    if rows.num_rows == 0:
+        return render.empty_png()
+    rows = rows.take(pa.array(np.argsort(rows.column("category").to_numpy(), kind="stable")))  # higher paints last
+    geoms = shapely.from_wkb(rows.column("geometry").to_numpy(zero_copy_only=False))
+    categories = rows.column("category").to_numpy()
+    if src.layer == "control_lines":
+        geoms = shapely.simplify(geoms, pixel_size(z) / 2)
+        fill = render.rasterize(geoms, categories, bounds)
+        return render.encode_png(render.colour(fill, src.style, render.outlines(geoms, categories, bounds, 2)))
+    fill = render.rasterize(geoms, categories, bounds, all_touched=src.all_touched)
+    lines = None
+    if src.layer == "conflicts" or z >= PARCEL_OUTLINE_ZOOM:
+        lines = render.outlines(geoms, categories, bounds)
+    return render.encode_png(render.colour(fill, src.style, lines))
+
+
+def overlay_tile(layer: str, z: int, x: int, y: int, year: int | None = None) -> bytes:
+    """Transparent 256×256 PNG of an overlay at an XYZ Web-Mercator tile (see the module doc for sources)."""
+    check_tile(z, x, y)
+    if layer not in LAYERS:
+        raise UnknownLayerError(f"no overlay layer {layer!r}; layers: {', '.join(LAYERS)}")
+    state = current_state()
+    src = source(layer, year, state)
+    folder = state.cache_dir / "overlay" / layer / src.key
+    path = tilecache.tile_path(folder, z, x, y)
+    body = tilecache.read(path)
+    if body is None:
+        body = _draw(src, src.index(state), z, x, y)
+        if not folder.exists():
+            tilecache.prune_stale(folder.parent, src.build_id)
+        tilecache.write(path, body)
+    return body
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def parcel_at(lon: float, lat: float, year: int | None = None) -> dict | None:
+    """The attributes of the parcel under (lon, lat) in WGS84/CGCS2000 degrees, or None.
+
+    The latest survey year answers from the published one map (gold columns), other years from silver parcels
+    (silver columns). A point on a boundary shared by two parcels returns one of them.
+    """
+    src = source("parcels", year)
+    index = src.index(current_state())
+    x, y = (float(v) for v in mercator_xy(lon, lat))
+    rows = index.query((x, y, x, y))
+    if rows.num_rows == 0:
+        return None
+    hit = np.flatnonzero(shapely.intersects_xy(
+        shapely.from_wkb(rows.column("geometry").to_numpy(zero_copy_only=False)), x, y))
+    if not len(hit):
+        return None
+    row = rows.slice(int(hit[0]), 1).select([f.name for f in src.spec.columns]).to_pylist()[0]
+    return {k: _json_value(v) for k, v in row.items()}
