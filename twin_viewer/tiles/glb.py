@@ -89,6 +89,11 @@ def _property_values(column: Column, binary: _Bin) -> dict:
     return {"values": binary.add(np.asarray(column.values, dtype=dtype).tobytes())}
 
 
+def _has_values(column: Column) -> bool:
+    """A property whose every value is missing is left out of the table (glTF forbids empty buffer views)."""
+    return column.no_data is None or any(v != column.no_data for v in column.values)
+
+
 def building_glb(positions: np.ndarray, normals: np.ndarray, feature_ids: np.ndarray, columns: list[Column]) -> bytes:
     """GLB bytes: `positions`/`normals` (n×3, y-up, non-indexed triangles), `feature_ids` (n) into the rows of
     `columns` (one property table, class `building`). Needs at least one triangle."""
@@ -105,7 +110,7 @@ def building_glb(positions: np.ndarray, normals: np.ndarray, feature_ids: np.nda
          "componentType": FLOAT, "count": len(pos), "type": "SCALAR"},
     ]
     table = {"name": "buildings", "class": BUILDING_CLASS, "count": count,
-             "properties": {c.name: _property_values(c, binary) for c in columns}}
+             "properties": {c.name: _property_values(c, binary) for c in columns if _has_values(c)}}
     primitive = {"attributes": {"POSITION": 0, "NORMAL": 1, "_FEATURE_ID_0": 2}, "mode": TRIANGLES, "material": 0,
                  "extensions": {"EXT_mesh_features": {"featureIds": [
                      {"featureCount": count, "attribute": 0, "propertyTable": 0, "label": "building"}]}}}

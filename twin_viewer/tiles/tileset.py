@@ -1,6 +1,6 @@
 """The buildings tileset: a quadtree over building anchors, one GLB per leaf, tileset.json (3D Tiles 1.1).
 
-Leaves hold at most LEAF_BUILDINGS buildings; inner tiles carry no content, only bounding volumes and geometric
+Leaves hold at most LEAF_BUILDINGS buildings and span at most LEAF_MAX_SIDE_M; inner tiles carry no content, only bounding volumes and geometric
 errors, so CesiumJS fetches a leaf only when the camera is near enough for its buildings to matter (100,000
 buildings load progressively). The root carries the ENU frame at the region's centre; each leaf translates to the
 centre of its own content, so GLB positions are float32 offsets of at most a few kilometres.
@@ -20,7 +20,9 @@ from twin_viewer.tiles.geometry import Frame, Soup
 from twin_viewer.tiles.glb import Column, building_glb
 
 LEAF_BUILDINGS = 1024
-MAX_DEPTH = 14
+LEAF_MAX_SIDE_M = 8192.0  # float32 offsets within ±4 km of a leaf's centre are exact to half a millimetre
+MAX_DEPTH = 20
+BOX_MARGIN_M = 0.01  # bounding boxes are widened by this, so float32 rounding of positions stays inside
 ERROR_PER_DIAGONAL = 1 / 20  # an inner tile's geometric error: a twentieth of its diagonal
 MIN_HALF_AXIS_M = 0.5
 
@@ -36,8 +38,10 @@ class Node:
 
 def quadtree(anchors: np.ndarray, rows: np.ndarray, box: tuple[float, float, float, float], level: int = 0,
              x: int = 0, y: int = 0) -> Node:
-    """Split the square `box` (west, south, east, north in root-frame metres) until a cell has few buildings."""
-    if len(rows) <= LEAF_BUILDINGS or level >= MAX_DEPTH:
+    """Split the square `box` (west, south, east, north in root-frame metres) until a cell has few buildings and
+    is small enough for float32 positions."""
+    small = box[2] - box[0] <= LEAF_MAX_SIDE_M
+    if (len(rows) <= LEAF_BUILDINGS and small) or level >= MAX_DEPTH:
         return Node(level, x, y, rows)
     w, s, e, n = box
     cx, cy = (w + e) / 2, (s + n) / 2
@@ -54,7 +58,7 @@ def quadtree(anchors: np.ndarray, rows: np.ndarray, box: tuple[float, float, flo
 
 
 def _box(lo: np.ndarray, hi: np.ndarray, centre: np.ndarray) -> list[float]:
-    half = np.maximum((hi - lo) / 2, MIN_HALF_AXIS_M)
+    half = np.maximum((hi - lo) / 2 + BOX_MARGIN_M, MIN_HALF_AXIS_M)
     mid = (lo + hi) / 2 - centre
     return [*mid.tolist(), half[0], 0.0, 0.0, 0.0, half[1], 0.0, 0.0, 0.0, half[2]]
 
