@@ -14,12 +14,12 @@ import struct
 import subprocess
 from pathlib import Path
 
+import ifcopenshell.api.aggregate
 import ifcopenshell.api.context
 import ifcopenshell.api.georeference
 import ifcopenshell.api.project
 import ifcopenshell.api.root
 import ifcopenshell.api.unit
-import ifcopenshell.api.aggregate
 import numpy as np
 import pyarrow as pa
 import pyproj

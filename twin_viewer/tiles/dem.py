@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow.compute as pc
 from rasterio.crs import CRS
 
 from lake import delta_io
@@ -22,6 +22,7 @@ from lake.rasters import read_raster, verify_raster
 from lake.registry import STAC_ASSETS, STAC_ITEMS
 
 log = logging.getLogger(__name__)
+MAX_DEM_PIXELS = 4096 * 4096  # a larger DEM is read from its overviews at this size (about 130 MB of float64)
 _DEM_WORDS = re.compile(r"(?<![a-z])(dem|dtm|dsm|elevation|height|terrain)(?![a-z])", re.IGNORECASE)
 
 
@@ -102,13 +103,16 @@ def load_dem() -> DemLookup:
         if crs is None or not crs.is_geographic:
             return _without(f"{href}: DEM CRS {info.crs or 'missing'} is not geographic (lon/lat); reproject it to "
                             "EPSG:4490; terrain is the ellipsoid")
-        pixels = read_raster(href, bands=[1])[0]
+        shrink = math.sqrt(info.width * info.height / MAX_DEM_PIXELS)
+        size = (max(1, int(info.height / shrink)), max(1, int(info.width / shrink))) if shrink > 1 else None
+        pixels = read_raster(href, bands=[1], out_size=size)[0]
     except OnemapError as exc:
         return _without(f"{exc}; terrain is the ellipsoid")
     west, south, east, north = info.bounds
     heights = np.ma.filled(pixels.astype(np.float64), 0.0)
     heights[~np.isfinite(heights)] = 0.0
-    return DemLookup(Dem(href, heights, west, north, (east - west) / info.width, (north - south) / info.height), None)
+    rows, cols = heights.shape
+    return DemLookup(Dem(href, heights, west, north, (east - west) / cols, (north - south) / rows), None)
 
 
 def _without(warning: str) -> DemLookup:

@@ -15,12 +15,11 @@ from dataclasses import dataclass
 import mapbox_earcut
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import shapely
 
 from lake import delta_io
 from lake.meshes import MIN_TRIANGLE_AREA_M2, decode, ecef_to_enu, geodetic_to_ecef
-from lake.registry import BUILDING_MESHES, BUILDINGS
+from lake.registry import BBOX_COLUMNS, BUILDING_MESHES, BUILDINGS
 
 STOREY_HEIGHT_M = 3.0
 DEFAULT_HEIGHT_M = 9.0
@@ -83,26 +82,24 @@ def _nonzero(triangles: np.ndarray) -> np.ndarray:
 
 def load_soup(frame: Frame, ground: Ground) -> Soup:
     """Every silver building: its best mesh where one has triangles left after cleaning, else its extrusion."""
-    buildings = delta_io.read_table(BUILDINGS, columns=[*ATTRIBUTES, "geometry", *(
-        "bbox_xmin", "bbox_ymin", "bbox_xmax", "bbox_ymax")]).sort_by("building_id")
-    lon = ((pc.add(buildings["bbox_xmin"], buildings["bbox_xmax"])).to_numpy(zero_copy_only=False) / 2)
-    lat = ((pc.add(buildings["bbox_ymin"], buildings["bbox_ymax"])).to_numpy(zero_copy_only=False) / 2)
+    buildings = delta_io.read_table(BUILDINGS, columns=[*ATTRIBUTES, "geometry", *BBOX_COLUMNS]).sort_by("building_id")
+    bbox = {c: buildings[c].to_numpy(zero_copy_only=False) for c in BBOX_COLUMNS}
+    lon, lat = (bbox["bbox_xmin"] + bbox["bbox_xmax"]) / 2, (bbox["bbox_ymin"] + bbox["bbox_ymax"]) / 2
     base = ground(lon, lat)
     ids = buildings["building_id"].to_pylist()
     mesh_tris, mesh_owner, dropped = _meshes(frame, ground, {b: i for i, b in enumerate(ids)})
     has_mesh = np.zeros(len(ids), dtype=bool)
     has_mesh[mesh_owner] = True
-    height = _extrusion_height(buildings)
     todo = np.flatnonzero(~has_mesh)
-    ext_tris, ext_owner, ext_dropped = extrude(buildings["geometry"].take(pa.array(todo)).to_numpy(
-        zero_copy_only=False), base[todo], height[todo], frame)
-    anchors = frame.enu(lon, lat, base)[:, :2]
-    attributes = buildings.select(ATTRIBUTES).set_column(
-        ATTRIBUTES.index("height_m"), "height_m", pa.array(np.where(has_mesh, buildings["height_m"].fill_null(
-            np.nan).to_numpy(zero_copy_only=False), height))).append_column(
-        "geometry_source", pa.array(np.where(has_mesh, "mesh", "extruded")))
-    return Soup(np.concatenate([mesh_tris, ext_tris]), np.concatenate([mesh_owner, todo[ext_owner]]), anchors,
-                attributes, int(has_mesh.sum()), len(todo), dropped + ext_dropped)
+    height = _extrusion_height(buildings)
+    wkb = buildings["geometry"].take(pa.array(todo)).to_numpy(zero_copy_only=False)
+    ext_tris, ext_owner, ext_dropped = extrude(wkb, base[todo], height[todo], frame)
+    delivered = buildings["height_m"].fill_null(np.nan).to_numpy(zero_copy_only=False)
+    attributes = (buildings.select(ATTRIBUTES)
+                  .set_column(ATTRIBUTES.index("height_m"), "height_m", pa.array(np.where(has_mesh, delivered, height)))
+                  .append_column("geometry_source", pa.array(np.where(has_mesh, "mesh", "extruded"))))
+    return Soup(np.concatenate([mesh_tris, ext_tris]), np.concatenate([mesh_owner, todo[ext_owner]]),
+                frame.enu(lon, lat, base)[:, :2], attributes, int(has_mesh.sum()), len(todo), dropped + ext_dropped)
 
 
 def _extrusion_height(buildings: pa.Table) -> np.ndarray:
