@@ -37,11 +37,12 @@ def _tiles_manifest() -> dict[str, Any] | None:
         raise ApiError(500, f"{path} is not valid JSON ({exc}); rebuild the twin tiles") from exc
 
 
-def _survey_years() -> list[int]:
+def _maptiles_available() -> bool:
     try:
-        return list(maptiles_module().survey_years())
+        maptiles_module()
     except ApiError:
-        return []
+        return False
+    return True
 
 
 @router.get("/manifest")
@@ -59,7 +60,8 @@ def manifest(request: Request) -> Response:
         "buildings": tiles.get("buildings"),
         "terrain": tiles.get("terrain") or {"available": False, "layer": None,
                                             "warning": "the twin tiles have not been built yet"},
-        "region": region, "survey_years": _survey_years(),
+        "region": region, "maptiles": (maps := _maptiles_available()),
+        "survey_years": list(maptiles_module().survey_years()) if maps else [],
     })
 
 
@@ -82,7 +84,10 @@ def parcel(request: Request, parcel_id: str) -> Response:
 @router.get("/parcel_at")
 def parcel_at(lon: float = Query(ge=-180, le=180), lat: float = Query(ge=-90, le=90),
               year: int | None = None) -> Response:
-    row = maptiles_module().parcel_at(lon, lat, year=year)
+    try:
+        row = maptiles_module().parcel_at(lon, lat, year=year)
+    except KeyError as exc:  # maptiles.UnknownLayerError: a survey year without parcels
+        raise ApiError(404, str(exc)) from exc
     if row is None:
         raise ApiError(404, f"no parcel at {lon:.6f}, {lat:.6f}" + (f" in {year}" if year else ""))
     return json_response(row)

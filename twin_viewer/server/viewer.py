@@ -91,6 +91,8 @@ def maptiles_module() -> Any:
         import twin_viewer.maptiles as maptiles
     except ImportError as exc:
         raise ApiError(404, f"map tiles are not available in this installation ({exc})") from exc
+    if not hasattr(maptiles, "overlay_tile"):  # the folder exists but the package is not complete yet
+        raise ApiError(404, "map tiles are not available in this installation")
     return maptiles
 
 
@@ -117,7 +119,10 @@ def _check_tile(z: int, x: int, y: int) -> None:
 @router.get("/twin/imagery/{z}/{x}/{y}.png")
 def imagery_tile(z: int, x: int, y: int) -> Response:
     _check_tile(z, x, y)
-    body = maptiles_module().imagery_tile(z, x, y)
+    try:
+        body = maptiles_module().imagery_tile(z, x, y)
+    except ValueError as exc:  # maptiles.TileAddressError: beyond the deepest zoom
+        raise ApiError(404, f"no imagery tile {z}/{x}/{y}: {exc}") from exc
     return _image(body if body is not None else transparent_png())
 
 
@@ -129,6 +134,7 @@ def overlay_tile(layer: str, z: int, x: int, y: int, year: int | None = None) ->
     maptiles = maptiles_module()
     try:
         body = maptiles.overlay_tile(layer, z, x, y, year=year)
-    except KeyError as exc:
-        raise ApiError(404, f"no overlay {layer!r} for year {year}: {exc}") from exc
+    except (KeyError, ValueError) as exc:  # maptiles.UnknownLayerError (a year without parcels), TileAddressError
+        raise ApiError(404, f"no overlay tile {layer}/{z}/{x}/{y}" + (f" for {year}" if year else "") + f": {exc}") \
+            from exc
     return _image(body)

@@ -1,0 +1,233 @@
+// The map's layers and the layer tree: everything comes from this server (tiles, terrain, 3D Tiles, GeoJSON).
+
+import { api } from "./api.js";
+
+const C = window.Cesium;
+export const PARCELS_MAX_HEIGHT = 60000; // metres above ground: parcels are drawn only when zoomed in this far
+
+const HAZARD_COLOURS = { 特大型: "#b71c1c", 大型: "#e53935", 中型: "#fb8c00", 小型: "#fdd835" };
+
+function hazardSymbol(colour) {
+  const canvas = document.createElement("canvas");
+  canvas.width = canvas.height = 26;
+  const g = canvas.getContext("2d");
+  g.beginPath();
+  g.moveTo(13, 2); g.lineTo(24, 23); g.lineTo(2, 23); g.closePath();
+  g.fillStyle = colour; g.fill();
+  g.lineWidth = 2; g.strokeStyle = "#111"; g.stroke();
+  g.fillStyle = "#111"; g.font = "bold 14px sans-serif"; g.textAlign = "center"; g.fillText("!", 13, 21);
+  return canvas;
+}
+
+function overlayProvider(path, rectangle) {
+  return new C.UrlTemplateImageryProvider({
+    url: path, rectangle, minimumLevel: 0, maximumLevel: 18, tileWidth: 256, tileHeight: 256,
+    hasAlphaChannel: true, credit: "OneMap Twin",
+  });
+}
+
+// One toggleable layer: `apply(visible)` shows or hides what it drew.
+class Layer {
+  constructor(id, zh, en, { available = true, visible = true, note = "" } = {}) {
+    Object.assign(this, { id, zh, en, available, wanted: visible, note });
+    this.apply = () => {};
+  }
+  set(visible) {
+    this.wanted = visible;
+    if (this.available) this.apply(visible);
+  }
+}
+
+export class LayerSet {
+  constructor(viewer, manifest, { year, region }) {
+    this.viewer = viewer;
+    this.manifest = manifest;
+    this.year = year;
+    this.region = region;
+    this.layers = new Map();
+    this.tileset = null;
+    this.terrainProvider = null;
+    this.changed = new C.Event();
+  }
+
+  get(id) { return this.layers.get(id); }
+  visibleIds() { return [...this.layers.values()].filter((l) => l.wanted).map((l) => l.id); }
+
+  add(layer) { this.layers.set(layer.id, layer); return layer; }
+
+  async build() {
+    const { viewer, manifest } = this;
+    const scene = viewer.scene;
+    const maps = Boolean(manifest.maptiles);
+
+    const base = this.add(new Layer("base", "底图", "Natural Earth II"));
+    base.apply = (v) => { viewer.imageryLayers.get(0).show = v; };
+
+    const imagery = this.add(new Layer("imagery", "遥感影像", "imagery (STAC)", { available: maps }));
+    if (maps) {
+      const layer = viewer.imageryLayers.addImageryProvider(
+        overlayProvider("/twin/imagery/{z}/{x}/{y}.png", this.region));
+      imagery.apply = (v) => { layer.show = v; };
+    }
+
+    const terrain = this.add(new Layer("terrain", "地形", "terrain (DEM)", {
+      available: Boolean(manifest.terrain?.available), note: manifest.terrain?.warning ?? "",
+    }));
+    if (terrain.available) {
+      this.terrainProvider = await C.CesiumTerrainProvider.fromUrl("/twin/terrain/");
+      terrain.apply = (v) => {
+        scene.terrainProvider = v ? this.terrainProvider : new C.EllipsoidTerrainProvider();
+      };
+    }
+
+    this.parcelsLayer = null;
+    const parcels = this.add(new Layer("parcels", "地块", "parcels by land class", {
+      available: maps, note: "放大后显示 · shown when zoomed in",
+    }));
+    parcels.apply = () => this.updateParcels();
+    if (maps) this.setYear(this.year);
+
+    for (const [id, zh, en] of [["control_lines", "三条控制线", "control lines"],
+      ["conflicts", "冲突图斑", "conflicts"]]) {
+      const entry = this.add(new Layer(id, zh, en, { available: maps }));
+      if (maps) {
+        const layer = viewer.imageryLayers.addImageryProvider(overlayProvider(`/twin/overlay/${id}/{z}/{x}/{y}.png`,
+          this.region));
+        entry.apply = (v) => { layer.show = v; };
+      }
+    }
+
+    const buildings = this.add(new Layer("buildings", "建筑", "buildings (3D Tiles)", {
+      available: Boolean(manifest.buildings?.tileset),
+      note: manifest.buildings ? `${manifest.buildings.count ?? "?"} 栋 buildings` : "尚未生成 · not built yet",
+    }));
+    if (buildings.available) {
+      this.tileset = await C.Cesium3DTileset.fromUrl(`/twin/${manifest.buildings.tileset}`, {
+        maximumScreenSpaceError: 16,
+      });
+      scene.primitives.add(this.tileset);
+      buildings.apply = (v) => { this.tileset.show = v; };
+    }
+
+    const hazards = this.add(new Layer("hazards", "地灾隐患点", "hazard points", { available: maps }));
+    if (maps) {
+      const source = await this.hazardSource();
+      await viewer.dataSources.add(source);
+      hazards.apply = (v) => { source.show = v; };
+    }
+
+    const districts = this.add(new Layer("districts", "区县", "districts"));
+    const districtSource = await this.districtSource(maps);
+    await viewer.dataSources.add(districtSource);
+    districts.apply = (v) => { districtSource.show = v; };
+  }
+
+  setYear(year) {
+    this.year = year;
+    if (this.parcelsLayer) this.viewer.imageryLayers.remove(this.parcelsLayer, true);
+    const query = year ? `?year=${year}` : "";
+    this.parcelsLayer = this.viewer.imageryLayers.addImageryProvider(
+      overlayProvider(`/twin/overlay/parcels/{z}/{x}/{y}.png${query}`, this.region));
+    const target = 2; // right above the base map and the imagery, under the control lines and conflicts
+    for (let i = this.viewer.imageryLayers.indexOf(this.parcelsLayer); i > target; i -= 1) {
+      this.viewer.imageryLayers.lower(this.parcelsLayer);
+    }
+    this.updateParcels();
+    this.changed.raiseEvent();
+  }
+
+  // Parcels only when the user wants them and the camera is low enough to read them.
+  updateParcels() {
+    if (!this.parcelsLayer) return;
+    const height = this.viewer.camera.positionCartographic.height;
+    this.parcelsLayer.show = Boolean(this.get("parcels")?.wanted) && height < PARCELS_MAX_HEIGHT;
+  }
+
+  async hazardSource() {
+    const source = new C.CustomDataSource("hazards");
+    const collection = await api.layer("hazard_points");
+    const symbols = {};
+    for (const feature of collection.features) {
+      const [lon, lat] = feature.geometry.coordinates;
+      const p = feature.properties ?? {};
+      const colour = HAZARD_COLOURS[p.scale] ?? "#fb8c00";
+      symbols[colour] ??= hazardSymbol(colour);
+      source.entities.add({
+        id: `hazard:${p.hazard_id ?? `${lon},${lat}`}`,
+        position: C.Cartesian3.fromDegrees(lon, lat),
+        billboard: {
+          image: symbols[colour], verticalOrigin: C.VerticalOrigin.BOTTOM,
+          heightReference: C.HeightReference.CLAMP_TO_GROUND, disableDepthTestDistance: Number.POSITIVE_INFINITY,
+          scaleByDistance: new C.NearFarScalar(2e3, 1.0, 5e5, 0.5),
+        },
+        properties: { kind: "hazard", ...p },
+      });
+    }
+    return source;
+  }
+
+  async districtSource(maps) {
+    const source = new C.CustomDataSource("districts");
+    const districts = await api.districts();
+    for (const d of districts) {
+      source.entities.add({
+        id: `district:${d.code}`,
+        position: C.Cartesian3.fromDegrees(d.centre[0], d.centre[1]),
+        label: {
+          text: d.name, font: "14px sans-serif", fillColor: C.Color.WHITE, outlineColor: C.Color.BLACK,
+          outlineWidth: 3, style: C.LabelStyle.FILL_AND_OUTLINE, heightReference: C.HeightReference.CLAMP_TO_GROUND,
+          disableDepthTestDistance: Number.POSITIVE_INFINITY, translucencyByDistance:
+            new C.NearFarScalar(5e4, 1.0, 2.5e6, 0.0),
+        },
+        properties: { kind: "district", district_code: d.code, name: d.name },
+      });
+    }
+    if (maps) {
+      const outlines = await api.layer("districts");
+      for (const feature of outlines.features) {
+        const g = feature.geometry;
+        const polygons = g.type === "Polygon" ? [g.coordinates] : g.coordinates;
+        polygons.forEach((rings) => source.entities.add({
+          polyline: {
+            positions: C.Cartesian3.fromDegreesArray(rings[0].flat()), width: 1.5, clampToGround: true,
+            material: C.Color.fromCssColorString("#9ecbff").withAlpha(0.8),
+          },
+        }));
+      }
+    }
+    return source;
+  }
+
+  renderTree(list) {
+    list.replaceChildren();
+    for (const layer of this.layers.values()) {
+      const item = document.createElement("li");
+      item.dataset.layer = layer.id;
+      if (!layer.available) item.classList.add("unavailable");
+      const label = document.createElement("label");
+      const box = document.createElement("input");
+      box.type = "checkbox";
+      box.checked = layer.wanted && layer.available;
+      box.disabled = !layer.available;
+      box.addEventListener("change", () => {
+        layer.set(box.checked);
+        this.viewer.scene.requestRender();
+        this.changed.raiseEvent();
+      });
+      label.append(box, `${layer.zh} `, Object.assign(document.createElement("span"), {
+        className: "en", textContent: layer.en,
+      }));
+      item.append(label);
+      if (layer.note) item.append(Object.assign(document.createElement("div"), {
+        className: "note", textContent: layer.note,
+      }));
+      list.append(item);
+    }
+  }
+
+  // Apply the wanted visibility (from the permalink or the defaults) to every layer.
+  applyAll(visible) {
+    for (const layer of this.layers.values()) layer.set(visible ? visible.includes(layer.id) : layer.wanted);
+    this.viewer.scene.requestRender();
+  }
+}

@@ -1,0 +1,308 @@
+// OneMap Twin viewer: CesiumJS served by our own server, no Cesium ion, no CDN, no request to any other host.
+// window.twin reports readiness (globe tiles, buildings tileset, panels) for tests and benchmarks.
+
+import { api, RULE_LABELS } from "./api.js";
+import { IndicatorPanel } from "./indicators.js";
+import { LayerSet } from "./layers.js";
+import { AttributePanel } from "./panel.js";
+import { cameraView, readHash, setCamera, writeHash } from "./permalink.js";
+
+const C = window.Cesium;
+const $ = (id) => document.getElementById(id);
+// Without a permalink: 渝中 from the south-west, looking at where the demo's BIM/CIM models stand.
+const DEFAULT_TARGET = { lon: 106.5699, lat: 29.5596, range: 520, heading: 20, pitch: -38 };
+const DEFAULT_LAYERS = ["base", "imagery", "terrain", "parcels", "control_lines", "conflicts", "buildings", "hazards",
+  "districts"];
+const HIGHLIGHT = C.Color.fromCssColorString("#ffd54f");
+
+const twin = {
+  ready: false, globeLoaded: false, tilesetLoaded: false, dataLoaded: false, loadedAt: null, viewer: null,
+  selected: null, errors: [],
+};
+window.twin = twin;
+
+function createViewer() {
+  C.Ion.defaultAccessToken = ""; // never used: no ion imagery, terrain or geocoder below
+  const viewer = new C.Viewer("globe", {
+    baseLayer: C.ImageryLayer.fromProviderAsync(
+      C.TileMapServiceImageryProvider.fromUrl(C.buildModuleUrl("Assets/Textures/NaturalEarthII"))),
+    terrainProvider: new C.EllipsoidTerrainProvider(),
+    baseLayerPicker: false, geocoder: false, homeButton: false, sceneModePicker: false, navigationHelpButton: false,
+    animation: false, timeline: false, fullscreenButton: false, infoBox: false, selectionIndicator: false,
+    requestRenderMode: true, maximumRenderTimeChange: Infinity, skyBox: false,
+  });
+  if (viewer.scene.moon) viewer.scene.moon.show = false;
+  viewer.scene.globe.maximumScreenSpaceError = 3; // a little coarser than 2: a third fewer tiles in software WebGL
+  viewer.scene.globe.depthTestAgainstTerrain = true;
+  viewer.scene.globe.baseColor = C.Color.fromCssColorString("#0b1a2a");
+  return viewer;
+}
+
+function trackReadiness(viewer, layers) {
+  const scene = viewer.scene;
+  const update = () => {
+    const tileset = layers.tileset;
+    twin.globeLoaded = scene.globe.tilesLoaded;
+    twin.tilesetLoaded = !tileset || !tileset.show || tileset.tilesLoaded;
+    const ready = twin.dataLoaded && twin.globeLoaded && twin.tilesetLoaded;
+    if (ready && !twin.ready) {
+      twin.loadedAt ??= performance.now();
+      $("status").textContent = `已加载 Loaded in ${(twin.loadedAt / 1000).toFixed(1)} s`;
+      $("status").classList.add("done");
+    }
+    twin.ready = ready;
+  };
+  scene.postRender.addEventListener(update);
+  scene.globe.tileLoadProgressEvent.addEventListener((queued) => {
+    if (!twin.ready) $("status").textContent = `加载中 Loading… ${queued}`;
+    scene.requestRender();
+  });
+  if (layers.tileset) {
+    layers.tileset.allTilesLoaded.addEventListener(() => { scene.requestRender(); });
+    layers.tileset.initialTilesLoaded.addEventListener(() => { scene.requestRender(); });
+  }
+}
+
+// Look at a point on the ground (its height sampled from the terrain) from a heading, pitch and range.
+async function lookAtGround(viewer, terrainProvider, { lon, lat, range, heading, pitch }) {
+  let height = 0;
+  if (terrainProvider) {
+    const [sample] = await C.sampleTerrainMostDetailed(terrainProvider, [C.Cartographic.fromDegrees(lon, lat)]);
+    height = Number.isFinite(sample.height) ? sample.height : 0;
+  }
+  viewer.camera.lookAt(C.Cartesian3.fromDegrees(lon, lat, height),
+    new C.HeadingPitchRange(C.Math.toRadians(heading), C.Math.toRadians(pitch), range));
+  viewer.camera.lookAtTransform(C.Matrix4.IDENTITY);
+}
+
+function flyToPlace(viewer, place, { duration = 1.5, minRange = 300 } = {}) {
+  const [w, s, e, n] = place.bbox ?? [place.centre[0], place.centre[1], place.centre[0], place.centre[1]];
+  const centre = place.centre ?? [(w + e) / 2, (s + n) / 2];
+  const corner = C.Cartesian3.fromDegrees(w, s);
+  const middle = C.Cartesian3.fromDegrees(centre[0], centre[1]);
+  const radius = Math.max(C.Cartesian3.distance(corner, C.Cartesian3.fromDegrees(e, n)) / 2, 1);
+  viewer.camera.flyToBoundingSphere(new C.BoundingSphere(middle, radius), {
+    duration, offset: new C.HeadingPitchRange(0, C.Math.toRadians(-45), Math.max(radius * 2.6, minRange)),
+  });
+}
+
+function showTabFactory() {
+  const show = (name) => {
+    for (const b of document.querySelectorAll(".tabs button")) b.classList.toggle("active", b.dataset.tab === name);
+    $("tab-attributes").hidden = name !== "attributes";
+    $("tab-indicators").hidden = name !== "indicators";
+    twin.tab = name;
+  };
+  for (const b of document.querySelectorAll(".tabs button")) b.addEventListener("click", () => {
+    show(b.dataset.tab);
+    twin.onViewChange?.();
+  });
+  return show;
+}
+
+function wirePicking(viewer, layers, panel) {
+  const scene = viewer.scene;
+  const handler = new C.ScreenSpaceEventHandler(scene.canvas);
+  let hovered = null;
+  let hoveredColour = null;
+
+  const selectBuilding = async (id) => {
+    twin.selected = id;
+    try {
+      panel.building(await api.building(id));
+    } catch (error) {
+      panel.message(`建筑 ${id}: ${error.message}`);
+    }
+  };
+  twin.selectBuilding = selectBuilding;
+
+  handler.setInputAction(async (click) => {
+    const picked = scene.pick(click.position);
+    if (picked instanceof C.Cesium3DTileFeature) {
+      await selectBuilding(String(picked.getProperty("building_id")));
+      return;
+    }
+    const entity = picked?.id;
+    if (entity instanceof C.Entity && entity.properties?.kind?.getValue() === "hazard") {
+      const props = entity.properties.getValue(C.JulianDate.now());
+      twin.selected = props.hazard_id;
+      panel.show(`地灾隐患点 Hazard ${props.hazard_id ?? ""}`, props);
+      return;
+    }
+    const ray = viewer.camera.getPickRay(click.position);
+    const ground = ray && scene.globe.pick(ray, scene);
+    if (!ground) return;
+    const where = C.Cartographic.fromCartesian(ground);
+    const lon = C.Math.toDegrees(where.longitude);
+    const lat = C.Math.toDegrees(where.latitude);
+    try {
+      const row = await api.parcelAt(lon, lat, layers.year);
+      twin.selected = row.parcel_id ?? null;
+      panel.show(`地块 Parcel ${row.parcel_id ?? ""}`, row);
+      if (row.parcel_id) panel.parcel(await api.parcel(row.parcel_id));
+    } catch (error) {
+      panel.message(`${lon.toFixed(5)}, ${lat.toFixed(5)}: ${error.status === 404 ? "此处无地块 no parcel here" :
+        error.message}`);
+    }
+  }, C.ScreenSpaceEventType.LEFT_CLICK);
+
+  let pending = null;
+  handler.setInputAction((move) => {
+    pending = move.endPosition;
+    requestAnimationFrame(() => {
+      if (!pending) return;
+      const picked = scene.pick(pending);
+      pending = null;
+      const feature = picked instanceof C.Cesium3DTileFeature ? picked : null;
+      if (feature === hovered) return;
+      if (hovered) hovered.color = hoveredColour;
+      hovered = feature;
+      if (feature) {
+        hoveredColour = C.Color.clone(feature.color);
+        feature.color = HIGHLIGHT;
+      }
+      scene.canvas.style.cursor = feature ? "pointer" : "";
+      scene.requestRender();
+    });
+  }, C.ScreenSpaceEventType.MOUSE_MOVE);
+}
+
+function wireSearch(viewer, panel) {
+  const form = $("search");
+  const input = $("search-input");
+  const list = $("search-results");
+  const choose = async (hit) => {
+    list.hidden = true;
+    flyToPlace(viewer, hit, { minRange: hit.kind === "district" ? 20000 : 400 });
+    if (hit.kind === "building") await twin.selectBuilding(hit.id);
+    else if (hit.kind === "parcel") panel.parcel(await api.parcel(hit.id));
+    else panel.show(`区县 District ${hit.label}`, { district_code: hit.id, name: hit.label });
+  };
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const q = input.value.trim();
+    if (!q) return;
+    const { results } = await api.search(q);
+    if (results.length === 1) {
+      await choose(results[0]);
+      return;
+    }
+    list.replaceChildren(...(results.length ? results : [{ kind: "", label: "无结果 nothing found" }]).map((hit) => {
+      const li = document.createElement("li");
+      li.append(Object.assign(document.createElement("span"), { className: "kind", textContent: hit.kind }),
+        hit.label);
+      if (hit.centre) li.addEventListener("click", () => choose(hit));
+      return li;
+    }));
+    list.hidden = false;
+  });
+  document.addEventListener("click", (event) => { if (!form.contains(event.target)) list.hidden = true; });
+}
+
+async function loadConflicts(viewer, panel) {
+  const { total, conflicts } = await api.conflicts(100);
+  $("conflict-count").textContent = `${conflicts.length} / ${total}`;
+  $("conflict-list").replaceChildren(...conflicts.map((c) => {
+    const li = document.createElement("li");
+    li.className = c.severity;
+    li.dataset.id = c.conflict_id;
+    const area = c.area_m2 >= 1e4 ? `${(c.area_m2 / 1e4).toFixed(2)} 公顷 ha` : `${c.area_m2.toFixed(0)} m²`;
+    li.append(RULE_LABELS[c.rule_id] ?? c.rule_id, Object.assign(document.createElement("div"), {
+      className: "meta", textContent: `${c.district_code} · ${c.parcel_id ?? c.building_id ?? ""} · ${area}`,
+    }));
+    li.addEventListener("click", () => {
+      flyToPlace(viewer, c, { minRange: 800 });
+      twin.selected = c.conflict_id;
+      panel.show(`冲突 Conflict`, c);
+    });
+    return li;
+  }));
+}
+
+function renderLegend(entries) {
+  $("legend").replaceChildren(...entries.slice(0, 24).map((e) => {
+    const span = document.createElement("span");
+    span.title = `${e.code} ${e.name} · ${e.name_en}`;
+    span.append(Object.assign(document.createElement("i"), { style: `background:${e.color}` }), e.name);
+    return span;
+  }));
+}
+
+async function main() {
+  const viewer = createViewer();
+  twin.viewer = viewer;
+  const hash = readHash();
+  if (hash.view) setCamera(viewer.camera, hash.view);
+
+  const manifest = await api.manifest();
+  const years = manifest.survey_years ?? [];
+  const year = years.includes(hash.year) ? hash.year : years.at(-1);
+  const region = manifest.region ? C.Rectangle.fromDegrees(manifest.region.west, manifest.region.south,
+    manifest.region.east, manifest.region.north) : undefined;
+  const layers = new LayerSet(viewer, manifest, { year, region });
+  twin.layers = layers;
+  await layers.build();
+  if (!hash.view) await lookAtGround(viewer, layers.terrainProvider, DEFAULT_TARGET);
+  layers.applyAll(hash.layers ?? DEFAULT_LAYERS);
+  layers.renderTree($("layer-tree"));
+  trackReadiness(viewer, layers);
+
+  const showTab = showTabFactory();
+  const panel = new AttributePanel($("attributes"), showTab);
+  wirePicking(viewer, layers, panel);
+  wireSearch(viewer, panel);
+
+  const yearSelect = $("year-select");
+  yearSelect.replaceChildren(...years.map((y) => Object.assign(document.createElement("option"), {
+    value: y, textContent: y, selected: y === year,
+  })));
+  yearSelect.disabled = years.length === 0;
+  yearSelect.addEventListener("change", () => layers.setYear(Number(yearSelect.value)));
+
+  const indicators = new IndicatorPanel(
+    { select: $("indicator-select"), chart: $("indicator-chart"), note: $("indicator-note") },
+    (code) => {
+      const d = twin.districts.find((x) => x.code === code);
+      if (d) flyToPlace(viewer, d, { minRange: 20000 });
+    });
+
+  const [indicatorData, districts, legend] = await Promise.all([
+    api.indicators(), api.districts(), manifest.maptiles ? api.legend() : Promise.resolve([]),
+    loadConflicts(viewer, panel)]);
+  twin.districts = districts;
+  indicators.load(indicatorData);
+  renderLegend(legend);
+  showTab(hash.tab === "indicators" ? "indicators" : "attributes");
+
+  const remember = () => writeHash({ view: cameraView(viewer.camera), layers: layers.visibleIds(),
+    year: layers.year, tab: twin.tab });
+  twin.onViewChange = remember;
+  viewer.camera.moveEnd.addEventListener(remember);
+  viewer.camera.changed.addEventListener(() => layers.updateParcels());
+  layers.changed.addEventListener(remember);
+  $("permalink").addEventListener("click", async () => {
+    remember();
+    await navigator.clipboard?.writeText(window.location.href).catch(() => {});
+    $("status").classList.remove("done");
+    $("status").textContent = "链接已复制 Link copied";
+  });
+
+  // Test and benchmark hooks: where a place is on screen, and layer switches without clicking the tree.
+  twin.screenPosition = (lon, lat, height = 0) => {
+    const p = C.SceneTransforms.worldToWindowCoordinates(viewer.scene, C.Cartesian3.fromDegrees(lon, lat, height));
+    return p ? { x: p.x, y: p.y } : null;
+  };
+  twin.setLayer = (id, visible) => {
+    layers.get(id).set(visible);
+    layers.renderTree($("layer-tree"));
+    viewer.scene.requestRender();
+  };
+  twin.dataLoaded = true;
+  viewer.scene.requestRender();
+}
+
+main().catch((error) => {
+  twin.errors.push(String(error?.stack ?? error));
+  $("status").textContent = `错误 Error: ${error.message}`;
+  console.error(error);
+});
