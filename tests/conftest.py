@@ -43,6 +43,52 @@ def write_contract(home: Path):
     return _write
 
 
+@pytest.fixture(scope="session")
+def published_demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A small demo home built once per session: survey (2 planted conflicts per rule), imagery catalog with COGs
+    and CIM models ingested, and the one map published to gold. Treat it as read-only: set ONEMAP_HOME to it with
+    monkeypatch, or `shutil.copytree` it first when a test writes (STAC asset hrefs keep pointing at this copy)."""
+    from lake.batch_ingest import ingest_landing
+    from lake.demo_cim import write_demo_cim
+    from lake.demo_imagery import write_demo_imagery
+    from lake.demo_region import generate_demo_region
+    from quality.wap import run_one_map
+
+    home = tmp_path_factory.mktemp("published_demo") / "home"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ONEMAP_HOME", str(home))
+    mp.delenv("ONEMAP_LAKE", raising=False)
+    try:
+        manifest = generate_demo_region(home / "landing", parcels=1000, plant_conflicts=2)
+        write_demo_imagery(home / "landing")
+        write_demo_cim(home / "landing")
+        for table in ("districts", "parcels", "control_lines", "hazard_points", "buildings", "stac_items"):
+            failed = [r for r in ingest_landing(table) if r.status == "failed"]
+            assert not failed, failed
+        outcome = run_one_map()
+    finally:
+        mp.undo()
+    return {"home": home, "manifest": manifest, "build_id": outcome.build_id}
+
+
+@pytest.fixture(scope="session")
+def twin_demo(published_demo: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The published demo with its twin tiles built (buildings, terrain, manifest) in a home of its own whose lake
+    is published_demo's. Read-only: set ONEMAP_HOME and ONEMAP_LAKE to `home` and `lake` with monkeypatch."""
+    from lake.settings import current_settings
+    from twin_viewer.tiles import build_twin
+
+    home, lake = tmp_path_factory.mktemp("twin_demo") / "home", published_demo["home"] / "lake"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ONEMAP_HOME", str(home))
+    mp.setenv("ONEMAP_LAKE", str(lake))
+    try:
+        manifest = build_twin(current_settings())
+    finally:
+        mp.undo()
+    return {**published_demo, "home": home, "lake": lake, "twin_manifest": manifest}
+
+
 def copy_shapefile(src: Path, dest_dir: Path, skip: tuple[str, ...] = ()) -> Path:
     """Copy a shapefile's parts (optionally leaving some out) and return the new .shp path."""
     dest_dir.mkdir(parents=True, exist_ok=True)

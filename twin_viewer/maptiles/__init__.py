@@ -12,7 +12,7 @@ from twin_viewer.maptiles.imagery import imagery_tile
 from twin_viewer.maptiles.lakestate import current_state
 from twin_viewer.maptiles.lakestate import survey_years as _survey_years
 from twin_viewer.maptiles.overlays import LAYERS as OVERLAY_LAYERS
-from twin_viewer.maptiles.overlays import overlay_tile, parcel_at
+from twin_viewer.maptiles.overlays import overlay_tile, parcel_at, warm
 from twin_viewer.maptiles.styles import legend, overlay_legend
 from twin_viewer.maptiles.vectors import vector_layer
 
@@ -23,4 +23,4 @@ def survey_years() -> list[int]:
 
 
 __all__ = ["OVERLAY_LAYERS", "TileAddressError", "UnknownLayerError", "imagery_tile", "legend", "overlay_legend",
-           "overlay_tile", "parcel_at", "survey_years", "vector_layer"]
+           "overlay_tile", "parcel_at", "survey_years", "vector_layer", "warm"]

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import rasterio
-from rasterio.errors import RasterioError
 from rasterio.warp import transform_bounds
 from rio_tiler.errors import EmptyMosaicError, TileOutsideBounds
 from rio_tiler.io import Reader
@@ -115,8 +114,8 @@ def asset_extent(href: str) -> tuple[float, float, float, float] | None:
                 _extents[key] = tuple(transform_bounds(src.crs, "EPSG:4326", *src.bounds)) if src.crs else None
                 if src.crs is None:
                     _warn_once(href, stamp, "the raster has no CRS")
-        except RasterioError as exc:
-            _warn_once(href, stamp, f"cannot open it ({exc})")
+        except Exception as exc:  # missing file, not a raster, corrupt header (RasterioIOError, CPLE_*, ...)
+            _warn_once(href, stamp, f"cannot open it ({type(exc).__name__}: {exc})")
             _extents[key] = None
     return _extents[key]
 
@@ -128,8 +127,8 @@ def _read_tile(href: str, x: int, y: int, z: int) -> ImageData:
             return src.tile(x, y, z, tilesize=256, indexes=indexes, resampling_method="bilinear")
     except TileOutsideBounds:
         raise
-    except (RasterioError, OSError, ValueError) as exc:
-        _warn_once(href, _stamp(href), f"cannot read it ({exc})")
+    except Exception as exc:  # GDAL reports corrupt data through several classes (CPLE_*, RasterioIOError, ...)
+        _warn_once(href, _stamp(href), f"cannot read it ({type(exc).__name__}: {exc})")
         raise UnreadableAsset(href) from exc
 
 

@@ -31,13 +31,14 @@ WATCHED: tuple[TableSpec, ...] = (PUBLISH_LOG, PARCELS, CONTROL_LINES, DISTRICTS
 @dataclass(frozen=True)
 class LakeState:
     home: Path
+    twin: Path  # Settings.twin: the viewer's built files; our caches live in its cache/ folder
     build_id: str | None  # latest published gold build (None before the first publish)
     gold_versions: dict[str, int] = field(hash=False)
     silver_versions: dict[str, int | None] = field(hash=False)  # table name → head version
 
     @property
     def cache_dir(self) -> Path:
-        return self.home / "twin" / "cache"
+        return self.twin / "cache"
 
     def gold_version(self, spec: TableSpec) -> int:
         """The published version of a gold table, or a clear error before the first publish."""
@@ -70,7 +71,8 @@ def _read_state() -> LakeState:
     for spec in WATCHED[1:]:
         table = delta_io.open_table(spec)
         silver[spec.name] = table.version() if table is not None else None
-    return LakeState(current_settings().home, published[0] if published else None,
+    settings = current_settings()
+    return LakeState(settings.home, settings.twin, published[0] if published else None,
                      published[1] if published else {}, silver)
 
 

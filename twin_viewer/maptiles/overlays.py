@@ -93,6 +93,7 @@ def source(layer: str, year: int | None = None, state: LakeState | None = None) 
         return _parcels_source(state, year)
     build = state.build_id or ""
     if layer == "conflicts":
+        state.gold_version(GOLD_CONFLICTS)  # a clear error before the first publish
         return Source("conflicts", build, build, GOLD_CONFLICTS,
                       lambda: delta_io.read_table(GOLD_CONFLICTS, _columns(GOLD_CONFLICTS),
                                                   state.gold_version(GOLD_CONFLICTS)),
@@ -127,7 +128,7 @@ def _draw(src: Source, index: FeatureIndex, z: int, x: int, y: int) -> bytes:
     lines = None
     if src.layer == "conflicts" or z >= PARCEL_OUTLINE_ZOOM:
         lines = render.outlines(geoms, categories, bounds)
-    return render.encode_png(render.colour(fill, src.style, lines))
+    return render.encode_png(render.colour(fill, src.style, lines, lines_over_all=src.layer != "conflicts"))
 
 
 def overlay_tile(layer: str, z: int, x: int, y: int, year: int | None = None) -> bytes:
@@ -174,3 +175,12 @@ def parcel_at(lon: float, lat: float, year: int | None = None) -> dict | None:
         return None
     row = rows.slice(int(hit[0]), 1).select([f.name for f in src.spec.columns]).to_pylist()[0]
     return {k: _json_value(v) for k, v in row.items()}
+
+
+def warm() -> None:
+    """Build every overlay index of the current lake state ahead of the first request (e.g. after a publish)."""
+    state = current_state()
+    for year in survey_years(state):
+        source("parcels", year, state).index(state)
+    for layer in ("conflicts", "control_lines"):
+        source(layer, None, state).index(state)

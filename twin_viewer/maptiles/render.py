@@ -9,12 +9,16 @@ import numpy as np
 import rasterio.features
 import shapely
 from PIL import Image
-from rasterio.transform import from_bounds
+from affine import Affine
 
 from twin_viewer.maptiles.styles import LayerStyle
 from twin_viewer.maptiles.tilemath import TILE_SIZE
 
 HATCH_SPACING = 8  # pixels between the diagonal hatch lines of hatched layers (conflicts)
+
+
+def _tile_transform(bounds: tuple[float, float, float, float]) -> Affine:
+    return Affine((bounds[2] - bounds[0]) / TILE_SIZE, 0, bounds[0], 0, -(bounds[3] - bounds[1]) / TILE_SIZE, bounds[3])
 
 
 def rasterize(geoms: np.ndarray, categories: np.ndarray, bounds: tuple[float, float, float, float],
@@ -23,7 +27,7 @@ def rasterize(geoms: np.ndarray, categories: np.ndarray, bounds: tuple[float, fl
     out = np.zeros((TILE_SIZE, TILE_SIZE), np.uint8)
     if len(geoms):
         rasterio.features.rasterize(zip(geoms, categories.tolist(), strict=True), out=out,
-                                    transform=from_bounds(*bounds, TILE_SIZE, TILE_SIZE), all_touched=all_touched)
+                                    transform=_tile_transform(bounds), all_touched=all_touched)
     return out
 
 
@@ -39,15 +43,17 @@ def outlines(geoms: np.ndarray, categories: np.ndarray, bounds: tuple[float, flo
     return lines
 
 
-def colour(fill: np.ndarray, style: LayerStyle, lines: np.ndarray | None = None) -> np.ndarray:
-    """RGBA of a category raster: fill colours, the hatch of hatched styles, then outlines on top."""
+def colour(fill: np.ndarray, style: LayerStyle, lines: np.ndarray | None = None,
+           lines_over_all: bool = True) -> np.ndarray:
+    """RGBA of a category raster: fill colours, the hatch of hatched styles, then outlines on top (all of them,
+    or with `lines_over_all=False` only where they are not inside a feature of a higher category)."""
     rgba = style.fill[fill]
     if style.hatch:
         i, j = np.indices(fill.shape)
         hatch = (((i + j) % HATCH_SPACING) < 2) & (fill > 0)
         rgba[hatch] = style.line[fill[hatch]]
     if lines is not None:
-        drawn = lines > 0
+        drawn = (lines > 0) if lines_over_all else (lines > 0) & (lines >= fill)
         rgba[drawn] = style.line[lines[drawn]]
     return rgba
 

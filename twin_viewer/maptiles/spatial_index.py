@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import rasterio.features
 import shapely
-from rasterio.transform import from_origin
+from affine import Affine
 
 from twin_viewer.maptiles.tilemath import HALF_WORLD, TILE_SIZE, pixel_size, to_mercator
 
@@ -91,7 +91,7 @@ def _render_overview(geoms: np.ndarray, categories: np.ndarray, extent: tuple[fl
     col0, row0 = int((extent[0] + HALF_WORLD) // size), int((HALF_WORLD - extent[3]) // size)
     col1, row1 = int((extent[2] + HALF_WORLD) // size) + 1, int((HALF_WORLD - extent[1]) // size) + 1
     pixels = np.zeros((row1 - row0, col1 - col0), np.uint8)
-    transform = from_origin(-HALF_WORLD + col0 * size, HALF_WORLD - row0 * size, size, size)
+    transform = Affine(size, 0, -HALF_WORLD + col0 * size, 0, -size, HALF_WORLD - row0 * size)
     paint = np.argsort(categories, kind="stable")  # higher categories (e.g. errors over warnings) paint last
     geoms, categories = geoms[paint], categories[paint]
     for start in range(0, len(geoms), 100_000):  # in chunks: the shape list stays small
