@@ -164,8 +164,9 @@ def _short(text: str, width: int = 60) -> str:
 @_guard
 def demo(parcels: Annotated[int, typer.Option(help="Parcels per survey year.")] = 20_000,
          seed: Annotated[int, typer.Option(help="Random seed (the region is deterministic by seed).")] = 0,
-         serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the UI when done.")] = True) -> None:
-    """Generate the demo region into landing/, ingest it and materialize every asset, then serve."""
+         serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the twin viewer when done.")]
+         = True) -> None:
+    """Generate the demo region into landing/, ingest it and materialize every asset, then serve the twin."""
     from lake.demo import write_demo
     from lake.settings import current_settings
     from orchestration.build import build as run_build
@@ -183,8 +184,8 @@ def demo(parcels: Annotated[int, typer.Option(help="Parcels per survey year.")] 
     outcome = run_build(None)
     out.print(f"materialized {len(outcome.materialized)} assets")
     status(as_json=False, history=None)
-    if serve:
-        ui()
+    if serve_after:
+        serve()
 
 
 @app.command()
@@ -229,7 +230,8 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
 
     from twin_viewer.server.app import create_app
 
-    out.print(f"OneMap Twin API on http://{host}:{port}/ (Ctrl+C stops it)")
+    out.print(f"OneMap Twin on http://{host}:{port}/ (the 3D twin at /viewer/, OGC API – Features for GIS clients "
+              "at /, STAC at /stac, SQL at /sql; Ctrl+C stops it)", highlight=False, soft_wrap=True)
     uvicorn.run(create_app(), host=host, port=port, log_level="warning")
 
 

@@ -77,7 +77,7 @@ def _install_gates(app: FastAPI) -> None:
         if any(bad in raw.lower() for bad in FORBIDDEN_IN_PATH):
             request.state.audit["message"] = "path traversal refused"
             identify(request)
-            status = 404 if raw.startswith(b"/twin/") else 400  # a tile path outside its folder simply does not exist
+            status = 404 if raw.startswith((b"/twin/", b"/viewer/")) else 400  # no file outside the folders exists
             response = _error(status, "the URL path may not contain '..', encoded slashes, backslashes or NUL bytes")
         else:
             try:

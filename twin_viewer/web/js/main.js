@@ -292,6 +292,7 @@ async function main() {
     const p = C.SceneTransforms.worldToWindowCoordinates(viewer.scene, C.Cartesian3.fromDegrees(lon, lat, height));
     return p ? { x: p.x, y: p.y } : null;
   };
+  twin.lookAt = (target) => lookAtGround(viewer, layers.terrainProvider, target);
   twin.setLayer = (id, visible) => {
     layers.get(id).set(visible);
     layers.renderTree($("layer-tree"));

@@ -1,0 +1,234 @@
+"""The twin viewer's server without a browser: tile paths confined to their folders, media types and caching, the
+JSON endpoints against the lake they read, browsers sent to /viewer/, and what the audit trail records."""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import httpx
+import pytest
+import shapely
+
+from lake import delta_io
+from lake.access.audit import read_audit
+from lake.domain import REGION_CODE
+from lake.publish import read_published
+from lake.registry import BUILDINGS, DISTRICTS, GOLD_CONFLICTS, GOLD_DISTRICT_INDICATORS, GOLD_ONE_MAP_PARCELS
+from twin_viewer.server.app import ApiConfig, create_app
+from twin_viewer.server.run import serve_in_thread
+from twin_viewer.server.viewer import CESIUM_DIR
+
+SECRET = "twin-server-test: this file lies outside every served folder"
+
+
+@pytest.fixture(scope="module")
+def server(twin_demo: dict, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ONEMAP_HOME", str(twin_demo["home"]))
+    mp.setenv("ONEMAP_LAKE", str(twin_demo["lake"]))
+    outside = tmp_path_factory.mktemp("outside") / "secret.json"
+    outside.write_text(f'{{"secret": "{SECRET}"}}')
+    app = create_app(ApiConfig(audit_interval_s=60))
+    try:
+        with serve_in_thread(app) as url:
+            yield {"url": url, "app": app, "twin": twin_demo["home"] / "twin", "outside": outside, **twin_demo}
+    finally:
+        mp.undo()
+
+
+def raw_get(url: str, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    """GET a path exactly as written (httpx and browsers would normalise '..' away before sending)."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        conn.putrequest("GET", path, skip_accept_encoding=True)
+        for k, v in (headers or {}).items():
+            conn.putheader(k, v)
+        conn.endheaders()
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def get(server: dict, path: str, **kwargs) -> httpx.Response:
+    return httpx.get(server["url"] + path, timeout=60, **kwargs)
+
+
+# --- tile paths ----------------------------------------------------------------------------------------------
+def test_traversal_and_absolute_tile_paths_are_404_and_serve_nothing_outside(server: dict) -> None:
+    outside = server["outside"]
+    relative_out = "../../../.." + str(outside)
+    attempts = [
+        "/twin/buildings/../manifest.json", "/twin/buildings/../../twin/manifest.json",
+        f"/twin/terrain/{relative_out}", "/twin/terrain/%2e%2e/%2e%2e/manifest.json",
+        "/twin/buildings/..%2f..%2fmanifest.json", "/twin/buildings/%2e%2e%2fmanifest.json",
+        f"/twin/buildings/{outside}", f"/twin/buildings//{outside}", f"/twin/buildings/%2F{str(outside)[1:]}",
+        "/twin/buildings/C:/Windows/win.ini", "/twin/buildings/..\\manifest.json", "/twin/buildings/.",
+        "/viewer/cesium/../../../package.json", "/viewer/../pyproject.toml", "/viewer/%2e%2e/app.py",
+        f"/viewer/{outside}",
+    ]
+    for path in attempts:
+        status, body = raw_get(server["url"], path)
+        assert status == 404, (path, status, body[:200])
+        assert SECRET.encode() not in body and b'"build_id"' not in body, path
+
+
+def test_a_symlink_leading_out_of_the_tile_folder_is_404(server: dict) -> None:
+    link = server["twin"] / "buildings" / "escape.json"
+    link.symlink_to(server["outside"])
+    try:
+        response = get(server, "/twin/buildings/escape.json")
+        assert response.status_code == 404
+        assert SECRET not in response.text
+    finally:
+        link.unlink()
+
+
+def test_tiles_have_their_media_types_cache_headers_and_gzip(server: dict) -> None:
+    twin: Path = server["twin"]
+    glb = next((twin / "buildings").rglob("*.glb")).relative_to(twin / "buildings").as_posix()
+    terrain = next((twin / "terrain").rglob("*.terrain")).relative_to(twin / "terrain").as_posix()
+    expected = {"/twin/buildings/tileset.json": "application/json", f"/twin/buildings/{glb}": "model/gltf-binary",
+                "/twin/terrain/layer.json": "application/json",
+                f"/twin/terrain/{terrain}": "application/vnd.quantized-mesh",
+                "/viewer/cesium/Cesium.js": "text/javascript", "/viewer/": "text/html"}
+    for path, media in expected.items():
+        response = get(server, path)
+        assert response.status_code == 200, path
+        assert response.headers["content-type"].startswith(media), (path, response.headers["content-type"])
+        assert "cache-control" in response.headers and response.headers.get("etag"), path
+    plain = httpx.get(server["url"] + "/twin/buildings/tileset.json", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    assert plain.content == (twin / "buildings" / "tileset.json").read_bytes()
+    status, body = raw_get(server["url"], "/viewer/cesium/Cesium.js", {"Accept-Encoding": "gzip"})
+    assert status == 200 and gzip.decompress(body) == (CESIUM_DIR / "Cesium.js").read_bytes()
+    again = get(server, "/twin/buildings/tileset.json", headers={"If-None-Match": plain.headers["etag"]})
+    assert again.status_code == 304 and not again.content
+
+
+def test_map_tiles_are_png_and_an_unknown_overlay_is_404(server: dict) -> None:
+    for path in ("/twin/overlay/parcels/8/203/105.png", "/twin/overlay/control_lines/8/203/105.png",
+                 "/twin/overlay/conflicts/8/203/105.png", "/twin/imagery/8/203/105.png", "/twin/imagery/3/0/0.png"):
+        response = get(server, path)
+        assert response.status_code == 200, (path, response.text[:200])
+        assert response.headers["content-type"] in ("image/png", "image/jpeg")
+        assert response.content[:4] in (b"\x89PNG", b"\xff\xd8\xff\xe0", b"\xff\xd8\xff\xdb")
+    for path in ("/twin/overlay/roads/8/203/105.png", "/twin/overlay/parcels/3/9/0.png",
+                 "/twin/overlay/parcels/8/203/105.png?year=1900"):
+        response = get(server, path)
+        assert response.status_code == 404, path
+        assert response.json()["description"]
+
+
+# --- JSON endpoints ------------------------------------------------------------------------------------------
+def test_building_attributes_come_from_silver_and_an_unknown_id_is_404_naming_it(server: dict) -> None:
+    buildings = delta_io.read_table(BUILDINGS).drop_columns(["geometry"]).to_pylist()
+    for expected in (buildings[0], next(b for b in buildings if "$" in b["building_id"] or b["lod"] == "BIM")):
+        response = get(server, f"/twin/api/buildings/{quote(expected['building_id'], safe='')}")
+        assert response.status_code == 200, expected["building_id"]
+        body = response.json()
+        for key in ("building_id", "name", "function", "storeys", "height_m", "district_code", "source_format"):
+            assert body[key] == expected[key], key
+        lon, lat = body["centre"]
+        assert expected["bbox_xmin"] <= lon <= expected["bbox_xmax"]
+    response = get(server, "/twin/api/buildings/NO-SUCH-BUILDING-42")
+    assert response.status_code == 404
+    assert "NO-SUCH-BUILDING-42" in response.json()["description"]
+
+
+def test_districts_indicators_and_conflicts_match_the_lake(server: dict) -> None:
+    districts = get(server, "/twin/api/districts").json()
+    lake_districts = delta_io.read_table(DISTRICTS, columns=["district_code", "name", "geometry"]).to_pylist()
+    assert sorted(d["code"] for d in districts) == sorted(r["district_code"] for r in lake_districts)
+    assert len(districts) == 38
+    outlines = {r["district_code"]: shapely.from_wkb(r["geometry"]) for r in lake_districts}
+    for d in districts:
+        assert outlines[d["code"]].covers(shapely.Point(d["centre"])), d["code"]
+
+    body = get(server, "/twin/api/indicators").json()
+    gold = {r["district_code"]: r for r in read_published(GOLD_DISTRICT_INDICATORS).to_pylist()}
+    assert len(body["rows"]) == len(gold) == 39 and body["rows"][0]["code"] == REGION_CODE
+    assert {i["id"] for i in body["indicators"]} >= {"development_intensity", "forest_cover", "cultivated_land_area"}
+    assert all(i["unit"] and i["target_2025"] > 0 for i in body["indicators"])
+    for row in body["rows"]:
+        for indicator, v in row["values"].items():
+            assert v["value"] == pytest.approx(gold[row["code"]][indicator])
+            assert v["target"] == pytest.approx(gold[row["code"]][f"{indicator}_target"])
+            assert v["status"] == gold[row["code"]][f"{indicator}_status"] in ("met", "at risk", "breached")
+
+    conflicts = read_published(GOLD_CONFLICTS, columns=["conflict_id", "severity", "area_m2"])
+    page = get(server, "/twin/api/conflicts", params={"limit": 5}).json()
+    assert page["total"] == conflicts.num_rows and len(page["conflicts"]) == min(5, conflicts.num_rows)
+    everything = get(server, "/twin/api/conflicts", params={"limit": 10_000}).json()["conflicts"]
+    assert {c["conflict_id"] for c in everything} == set(conflicts.column("conflict_id").to_pylist())
+    errors_first = [c["severity"] != "error" for c in everything]
+    assert errors_first == sorted(errors_first)
+    for c in everything[:20]:
+        west, south, east, north = c["bbox"]
+        assert west <= c["centre"][0] <= east and south <= c["centre"][1] <= north
+
+
+def test_parcels_by_id_and_by_point(server: dict) -> None:
+    gold = read_published(GOLD_ONE_MAP_PARCELS, columns=["parcel_id", "land_class_code", "geometry"])
+    row = gold.slice(gold.num_rows // 2, 1).to_pylist()[0]
+    body = get(server, f"/twin/api/parcels/{row['parcel_id']}").json()
+    assert body["one_map"]["land_class_code"] == row["land_class_code"]
+    assert {s["survey_year"] for s in body["survey"]} and all(s["parcel_id"] == row["parcel_id"]
+                                                              for s in body["survey"])
+    inside = shapely.point_on_surface(shapely.from_wkb(row["geometry"]))
+    hit = get(server, "/twin/api/parcel_at", params={"lon": inside.x, "lat": inside.y})
+    assert hit.status_code == 200 and hit.json()["parcel_id"] == row["parcel_id"]
+    assert get(server, "/twin/api/parcels/99999999999999").status_code == 404
+    assert get(server, "/twin/api/parcel_at", params={"lon": 0.0, "lat": 0.0}).status_code == 404
+    assert get(server, "/twin/api/parcel_at", params={"lon": 500, "lat": 0}).status_code == 400
+
+
+def test_search_finds_districts_buildings_and_parcels_with_places_to_fly_to(server: dict) -> None:
+    by_name = get(server, "/twin/api/search", params={"q": "渝中"}).json()["results"]
+    assert by_name[0] == {**by_name[0], "kind": "district", "id": "500103"}
+    assert get(server, "/twin/api/search", params={"q": "500103"}).json()["results"][0]["label"] == "渝中区"
+    building = delta_io.read_table(BUILDINGS, columns=["building_id"]).column(0)[0].as_py()
+    hits = get(server, "/twin/api/search", params={"q": building}).json()["results"]
+    assert hits[0]["kind"] == "building" and hits[0]["id"] == building and len(hits[0]["centre"]) == 2
+    parcel = read_published(GOLD_ONE_MAP_PARCELS, columns=["parcel_id"]).column(0)[0].as_py()
+    hits = get(server, "/twin/api/search", params={"q": parcel}).json()["results"]
+    assert any(h["kind"] == "parcel" and h["id"] == parcel for h in hits)
+    assert get(server, "/twin/api/search", params={"q": "nothing-like-this"}).json()["results"] == []
+
+
+def test_manifest_layers_and_legend(server: dict) -> None:
+    manifest = get(server, "/twin/api/manifest").json()
+    assert manifest["build_id"] == server["build_id"] and manifest["tiles_current"] is True
+    assert manifest["buildings"]["count"] == server["twin_manifest"]["buildings"]["count"] > 0
+    assert manifest["maptiles"] is True and manifest["survey_years"]
+    hazards = get(server, "/twin/api/layers/hazard_points.geojson")
+    assert hazards.headers["content-type"] == "application/geo+json"
+    assert hazards.json()["type"] == "FeatureCollection" and hazards.json()["features"]
+    assert get(server, "/twin/api/layers/nope.geojson").status_code == 404
+    legend = get(server, "/twin/api/legend").json()
+    assert all({"code", "name", "color"} <= set(e) for e in legend)
+
+
+# --- the rest of the app -------------------------------------------------------------------------------------
+def test_browsers_go_to_the_viewer_and_json_clients_keep_the_landing_page(server: dict) -> None:
+    browser = get(server, "/", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+    assert browser.status_code == 303 and browser.headers["location"] == "/viewer/"
+    assert get(server, "/", headers={"Accept": "application/json"}).status_code == 401  # the OGC landing (token)
+    page = get(server, "/viewer/")
+    assert "/viewer/cesium/Cesium.js" in page.text and "://" not in page.text  # nothing from another host
+
+
+def test_tiles_are_not_audited_but_api_calls_and_refusals_are(server: dict) -> None:
+    marker = "audit-marker-7d1"
+    get(server, f"/twin/buildings/tileset.json?{marker}")
+    get(server, f"/twin/api/search?q={marker}")
+    raw_get(server["url"], f"/twin/buildings/../manifest.json?{marker}")
+    server["app"].state.audit.flush()
+    rows = [r for r in read_audit(limit=100_000).to_pylist() if marker in (r["parameters"] or "")]
+    endpoints = {r["endpoint"].split("?")[0]: r["status"] for r in rows}
+    assert endpoints == {"/twin/api/search": 200, "/twin/buildings/../manifest.json": 404}
