@@ -25,8 +25,8 @@ def _authalic_q(lat_deg: np.ndarray) -> np.ndarray:
     return (1.0 - _E2) * (s / (1.0 - _E2 * s * s) - np.log((1.0 - _E * s) / (1.0 + _E * s)) / (2.0 * _E))
 
 
-def _shoelace_m2(coords: np.ndarray, ring_of_coord: np.ndarray, rings: int) -> np.ndarray:
-    """Unsigned equal-area shoelace area of each ring, from coordinates listed ring after ring."""
+def ring_areas_m2(coords: np.ndarray, ring_of_coord: np.ndarray, rings: int) -> np.ndarray:
+    """Ellipsoidal area (m²) of each ring, from CGCS2000 lon/lat coordinates listed ring after ring."""
     x = np.radians(coords[:, 0]) * CGCS2000_A
     y = _authalic_q(coords[:, 1]) * CGCS2000_A / 2.0
     # sum of x_i*y_{i+1} - x_{i+1}*y_i over consecutive vertices of the same ring
@@ -44,7 +44,7 @@ def _polygonal_area_m2(geoms: np.ndarray) -> np.ndarray:
         return np.zeros(len(geoms))
     rings, ring_part = shapely.get_rings(parts, return_index=True)
     coords, ring_of_coord = shapely.get_coordinates(rings, return_index=True)
-    ring_area = _shoelace_m2(coords, ring_of_coord, len(rings))
+    ring_area = ring_areas_m2(coords, ring_of_coord, len(rings))
     is_shell = np.r_[True, ring_part[1:] != ring_part[:-1]]
     part_area = np.bincount(ring_part, weights=np.where(is_shell, ring_area, -ring_area), minlength=len(parts))
     return np.bincount(part_owner, weights=part_area, minlength=len(geoms))
@@ -64,7 +64,7 @@ def ellipsoidal_area_m2(geoms: np.ndarray) -> np.ndarray:
     single_ring = (kind == 3) & (shapely.get_num_interior_rings(geoms[present]) == 0)
     simple = present[single_ring]
     coords, owner = shapely.get_coordinates(geoms[simple], return_index=True)
-    out[simple] = _shoelace_m2(coords, owner, len(simple))
+    out[simple] = ring_areas_m2(coords, owner, len(simple))
     rest = present[~single_ring]
     if len(rest):
         out[rest] = _polygonal_area_m2(geoms[rest])

@@ -7,6 +7,7 @@ maps), which pyproj does not know and is inverted here. An unknown CRS is an err
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -64,22 +65,30 @@ def _transformer_to_cgcs2000(crs_wkt: str) -> pyproj.Transformer:
     return pyproj.Transformer.from_crs(pyproj.CRS.from_wkt(crs_wkt), TARGET_EPSG, always_xy=True)
 
 
-def to_cgcs2000(geoms: np.ndarray, source: SourceCrs) -> np.ndarray:
-    """Transform an array of shapely geometries to CGCS2000 lon/lat (2D), vectorised over all coordinates."""
+def coordinate_transform(source: SourceCrs) -> Callable[[np.ndarray], np.ndarray] | None:
+    """(n, 2) source x, y → (n, 2) CGCS2000 lon, lat; None when the source already is CGCS2000."""
     if source.is_gcj02:
-        return shapely.transform(geoms, _gcj02_coords_to_wgs84)
+        return _gcj02_coords_to_wgs84
     assert source.crs is not None
-    if shapely.has_z(geoms).any():
-        geoms = shapely.force_2d(geoms)
     if source.crs.to_epsg() == TARGET_EPSG:
-        return geoms
+        return None
     transformer = _transformer_to_cgcs2000(source.crs.to_wkt())
 
     def project(coords: np.ndarray) -> np.ndarray:
         x, y = transformer.transform(coords[:, 0], coords[:, 1])
         return np.column_stack([x, y])
 
-    return shapely.transform(geoms, project)
+    return project
+
+
+def to_cgcs2000(geoms: np.ndarray, source: SourceCrs) -> np.ndarray:
+    """Transform an array of shapely geometries to CGCS2000 lon/lat (2D), vectorised over all coordinates."""
+    project = coordinate_transform(source)
+    if source.is_gcj02:
+        return shapely.transform(geoms, project)
+    if shapely.has_z(geoms).any():
+        geoms = shapely.force_2d(geoms)
+    return geoms if project is None else shapely.transform(geoms, project)
 
 
 # --- GCJ-02 --------------------------------------------------------------------------------------------------

@@ -18,15 +18,15 @@ import pyarrow.compute as pc
 import shapely
 
 from lake import delta_io, domain
-from lake.area import ellipsoidal_area_m2
 from lake.bronze import Lineage, delivered_rows
 from lake.canonical import Canonical, canonicalize
 from lake.contracts import FeedContract
-from lake.crs import SourceCrs, resolve_crs, to_cgcs2000
+from lake.crs import SourceCrs, resolve_crs
 from lake.errors import FeedReadError, OnemapError
 from lake.readers import read_delivery
 from lake.readers.raw_batch import RawBatch, delivery_sha256
-from lake.registry import BRONZE, INGEST_LOG, QUARANTINE, SILVER, DISTRICTS, TableSpec
+from lake.registry import BBOX_COLUMNS, BRONZE, INGEST_LOG, QUARANTINE, SILVER, DISTRICTS, TableSpec
+from lake.silver_geometry import SilverGeometry, to_silver_geometry
 from lake.validation import (Verdicts, check_dictionary, check_geometry, check_region, check_required,
                              check_unique_key, new_verdicts)
 
@@ -162,28 +162,23 @@ def build_silver_rows(batch: RawBatch, contract: FeedContract, crs: SourceCrs,
     verdicts.fail(np.not_equal(canonical.problems, None), "FIELD_CAST", canonical.problems)
     source_geoms = shapely.from_wkb(batch.geometry, on_invalid="ignore")
     repaired = check_geometry(verdicts, source_geoms, spec.geometry_types, contract.repair_invalid)
-    usable = verdicts.passed
-    geoms = np.full(len(source_geoms), None, dtype=object)
-    if usable.any():
-        geoms[usable] = to_cgcs2000(source_geoms[usable], crs)
+    silver = to_silver_geometry(batch.geometry, source_geoms, verdicts.passed, repaired, crs)
     del source_geoms  # bronze keeps the delivered WKB; free the GEOS copies early (memory at 1M parcels)
-    check_region(verdicts, geoms, contract.region_check or spec.region_rule)
-    _fill_spatial(canonical, geoms)
+    check_region(verdicts, silver.bounds, contract.region_check or spec.region_rule)
+    _fill_spatial(canonical, silver)
     if "source_crs" in canonical.columns and "source_crs" not in contract.fields:
         canonical.columns["source_crs"] = pa.array([crs.label] * batch.num_rows, pa.string())
     check_required(verdicts, canonical.columns, spec.required)
     check_dictionary(verdicts, canonical.columns)
     check_unique_key(verdicts, canonical.columns, spec.primary_key)
-    _derive(spec, canonical.columns, geoms)
-    bounds = shapely.bounds(geoms)
-    geometry_wkb = shapely.to_wkb(geoms, output_dimension=2)
+    _derive(spec, canonical.columns, silver.area_m2)
     lineage_columns = {f.name: delivered.column(f.name) for f in delivered.schema if f.name.startswith("_")}
     if batch.row_hashes is not None:
         lineage_columns["_row_hash"] = pa.array(batch.row_hashes, pa.string())
     table = pa.table({
         **canonical.columns,
-        "geometry": pa.array(geometry_wkb, pa.binary()),
-        "bbox_xmin": bounds[:, 0], "bbox_ymin": bounds[:, 1], "bbox_xmax": bounds[:, 2], "bbox_ymax": bounds[:, 3],
+        "geometry": silver.wkb,
+        **{name: silver.bounds[:, i] for i, name in enumerate(BBOX_COLUMNS)},
         **lineage_columns,
     })
     return table.append_column("_repaired", pa.array(repaired)), verdicts
@@ -198,8 +193,9 @@ def _fail_reader_problems(verdicts: Verdicts, problems: np.ndarray | None) -> No
         verdicts.fail(mask, rule, np.array([p[1] if p is not None else None for p in problems], dtype=object))
 
 
-def _fill_spatial(canonical: Canonical, geoms: np.ndarray) -> None:
+def _fill_spatial(canonical: Canonical, silver: SilverGeometry) -> None:
     """Columns the contract fills by location (`spatial: districts`): the district containing the row."""
+    geoms = silver.shapely() if canonical.spatial_rules else None
     for name in canonical.spatial_rules:
         districts = delta_io.read_table(DISTRICTS, columns=["district_code", "geometry"])
         if districts.num_rows == 0:
@@ -214,10 +210,10 @@ def _fill_spatial(canonical: Canonical, geoms: np.ndarray) -> None:
         canonical.columns[name] = pa.array(codes.tolist(), pa.string())
 
 
-def _derive(spec: TableSpec, columns: dict[str, pa.Array], geoms: np.ndarray) -> None:
+def _derive(spec: TableSpec, columns: dict[str, pa.Array], area_m2: np.ndarray) -> None:
     """Computed columns: ellipsoidal area, net parcel area, class names from the dictionary."""
     if "area_m2" in columns:
-        columns["area_m2"] = pa.array(ellipsoidal_area_m2(geoms), pa.float64(), from_pandas=True)
+        columns["area_m2"] = pa.array(area_m2, pa.float64(), from_pandas=True)
     if "net_area_m2" in columns:
         factor = pc.coalesce(columns["deduction_factor"],
                              pc.divide(columns["deduction_area_m2"], columns["reported_area_m2"]), 0.0)

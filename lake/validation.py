@@ -95,13 +95,12 @@ def _polygonal(geoms: np.ndarray) -> np.ndarray:
     return out
 
 
-def check_region(verdicts: Verdicts, geoms: np.ndarray, mode: str = "within") -> None:
-    """Geometries must lie in the region's extent (CGCS2000 lon/lat): wholly (`within`), partly (`intersects`,
-    e.g. satellite scenes), or anywhere (`off`, for reference data from elsewhere)."""
+def check_region(verdicts: Verdicts, bounds: np.ndarray, mode: str = "within") -> None:
+    """Geometries (their CGCS2000 lon/lat bounds, NaN where missing) must lie in the region's extent: wholly
+    (`within`), partly (`intersects`, e.g. satellite scenes), or anywhere (`off`, for reference data from elsewhere)."""
     if mode == "off":
         return
     xmin, ymin, xmax, ymax = domain.REGION_BBOX
-    bounds = shapely.bounds(geoms)
     with np.errstate(invalid="ignore"):
         if mode == "within":
             inside = (bounds[:, 0] >= xmin) & (bounds[:, 1] >= ymin) & (bounds[:, 2] <= xmax) & (bounds[:, 3] <= ymax)
@@ -109,7 +108,7 @@ def check_region(verdicts: Verdicts, geoms: np.ndarray, mode: str = "within") ->
             inside = (bounds[:, 2] >= xmin) & (bounds[:, 3] >= ymin) & (bounds[:, 0] <= xmax) & (bounds[:, 1] <= ymax)
     outside = ~inside & ~np.isnan(bounds[:, 0])
     if outside.any():
-        reasons = np.full(len(geoms), None, dtype=object)
+        reasons = np.full(len(bounds), None, dtype=object)
         reasons[outside] = [f"outside the region's extent {domain.REGION_BBOX}: bbox "
                             f"({b[0]:.4f}, {b[1]:.4f}, {b[2]:.4f}, {b[3]:.4f})" for b in bounds[outside]]
         verdicts.fail(outside, "GEOM_OUTSIDE_REGION", reasons)
