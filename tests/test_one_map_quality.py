@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pandas as pd
 import great_expectations.expectations as gxe
 import pyproj
@@ -46,3 +51,15 @@ def test_catalog_covers_design_rules_and_report_renders() -> None:
     failing = RuleResult(rules()["PARCEL_OVERLAP"], 1, [{"parcels": "A & B (2023)", "detail": "overlap 5 m²"}])
     html = render([failing, *(RuleResult(r, 0) for r in gate_rules() if r.id != "PARCEL_OVERLAP")], "t")
     assert "PARCEL_OVERLAP" in html and "A &amp; B (2023)" in html and "Not published" in html
+
+
+def test_dbt_sql_passes_the_projects_sqlfluff_rules() -> None:
+    transforms = Path(__file__).resolve().parent.parent / "transforms"
+    sqlfluff = Path(sys.executable).parent / "sqlfluff"
+    run = subprocess.run([str(sqlfluff), "lint", "models", "--format", "json", "--nofail"], cwd=transforms,
+                         capture_output=True, text=True, timeout=300, check=True)
+    files = json.loads(run.stdout)
+    assert len(files) >= 20  # every model was linted (config in transforms/.sqlfluff)
+    violations = [f"{f['filepath']}:{v['start_line_no']} {v['code']} {v['description']}"
+                  for f in files for v in f["violations"]]
+    assert not violations, "\n".join(violations)

@@ -1,23 +1,12 @@
 -- One row per conflict between land use and a control line. Rules and severities in marts.yml.
-with overlap as (
-    select
-        parcel_id,
-        sum(overlap_m2) filter (where line_type = 'ecological_red_line') as red_line_m2,
-        sum(overlap_m2) filter (where line_type = 'permanent_basic_farmland') as farmland_m2,
-        sum(overlap_m2) filter (where line_type = 'urban_development_boundary') as urban_boundary_m2
-    from {{ ref('int_parcel_control_overlap') }}
-    where {{ district_filter('district_code') }}
-    group by parcel_id
-),
-
-parcels as (
+with parcels as (
     select
         latest.*,
-        coalesce(overlap.red_line_m2, 0) as red_line_m2,
-        coalesce(overlap.farmland_m2, 0) as farmland_m2,
-        coalesce(overlap.urban_boundary_m2, 0) as urban_boundary_m2
+        coalesce(overlap.ecological_red_line_m2, 0) as red_line_m2,
+        coalesce(overlap.permanent_basic_farmland_m2, 0) as farmland_m2,
+        coalesce(overlap.urban_development_boundary_m2, 0) as urban_boundary_m2
     from {{ ref('int_parcels_latest') }} as latest
-    left join overlap on latest.parcel_id = overlap.parcel_id
+    left join {{ ref('int_parcel_line_areas') }} as overlap on latest.parcel_id = overlap.parcel_id
     where {{ district_filter('latest.district_code') }}
 ),
 

@@ -1,17 +1,6 @@
 -- One row per parcel of the latest survey year: land class, control-line overlaps, buildings, imagery, hazards,
 -- conflicts.
-with overlap as (
-    select
-        parcel_id,
-        sum(overlap_m2) filter (where line_type = 'ecological_red_line') as ecological_red_line_m2,
-        sum(overlap_m2) filter (where line_type = 'permanent_basic_farmland') as permanent_basic_farmland_m2,
-        sum(overlap_m2) filter (where line_type = 'urban_development_boundary') as urban_development_boundary_m2
-    from {{ ref('int_parcel_control_overlap') }}
-    where {{ district_filter('district_code') }}
-    group by parcel_id
-),
-
-conflicts as (
+with conflicts as (
     select
         parcel_id,
         string_agg(rule_id, ',' order by rule_id) as conflict_rules
@@ -50,7 +39,7 @@ select
     st_xmax(parcels.geom) as bbox_xmax,
     st_ymax(parcels.geom) as bbox_ymax
 from {{ ref('int_parcels_latest') }} as parcels
-left join overlap on parcels.parcel_id = overlap.parcel_id
+left join {{ ref('int_parcel_line_areas') }} as overlap on parcels.parcel_id = overlap.parcel_id
 left join {{ ref('int_parcel_buildings') }} as buildings on parcels.parcel_id = buildings.parcel_id
 left join {{ ref('int_parcel_scenes') }} as scenes on parcels.parcel_id = scenes.parcel_id
 left join {{ ref('int_parcel_hazards') }} as hazards on parcels.parcel_id = hazards.parcel_id
