@@ -287,6 +287,44 @@ def test_buildings_stand_on_the_dem_and_keep_their_footprints(twin: dict) -> Non
     assert checked_extruded > 50
 
 
+def test_extrusion_of_convex_concave_holed_and_multi_footprints() -> None:
+    """Roofs cover exactly the footprint (fans for convex rings, earcut for the rest, holes left open), walls
+    face outwards on every ring, repeated points are not walls."""
+    from twin_viewer.tiles.geometry import Frame, extrude
+
+    lon, lat, m = 106.57, 29.56, 1 / 111_000
+    square = shapely.box(lon, lat, lon + 20 * m, lat + 20 * m)
+    ell = shapely.Polygon([(lon, lat), (lon + 30 * m, lat), (lon + 30 * m, lat + 10 * m), (lon + 10 * m, lat + 10 * m),
+                           (lon + 10 * m, lat + 30 * m), (lon, lat + 30 * m), (lon, lat)])
+    holed = shapely.box(lon, lat, lon + 40 * m, lat + 40 * m).difference(
+        shapely.box(lon + 10 * m, lat + 10 * m, lon + 30 * m, lat + 30 * m))
+    repeated = shapely.Polygon([(lon, lat), (lon, lat), (lon + 20 * m, lat), (lon + 20 * m, lat + 20 * m),
+                                (lon, lat + 20 * m)])
+    multi = shapely.MultiPolygon([square, shapely.affinity.translate(square, 100 * m)])
+    footprints = [square, ell, holed, repeated, multi]
+    frame = Frame(lon, lat)
+    triangles, owner, dropped = extrude(shapely.to_wkb(np.array(footprints)), np.zeros(5), np.full(5, 10.0), frame)
+    assert dropped == 0
+    a, b, c = triangles[:, 0], triangles[:, 1], triangles[:, 2]
+    normal = np.cross(b - a, c - a)
+    area = 0.5 * np.linalg.norm(normal, axis=1)
+    roof = normal[:, 2] > 0.99 * np.linalg.norm(normal, axis=1)
+    for i, shape in enumerate(footprints):
+        walls = ~roof & (owner == i)
+        edges = sum(len(shapely.get_coordinates(r)) - 1 for r in shapely.get_rings(shapely.get_parts(shape)))
+        assert walls.sum() == 2 * (edges - (1 if i == 3 else 0)), i  # a repeated point makes no wall
+        plan_shape = shapely.transform(shape, lambda xy: frame.enu(xy[:, 0], xy[:, 1], np.zeros(len(xy)))[:, :2])
+        roof_area = area[roof & (owner == i)].sum()
+        assert roof_area == pytest.approx(shapely.area(plan_shape), rel=1e-5), i  # roofs 10 m up: +3e-6
+        centre = triangles[walls].mean(axis=1)[:, :2]
+        out = normal[walls][:, :2] / np.linalg.norm(normal[walls][:, :2], axis=1, keepdims=True) * 0.05
+        outside, inside = centre + out, centre - out  # 5 cm either side of each wall
+        assert not shapely.contains_xy(plan_shape, outside[:, 0], outside[:, 1]).any(), i
+        assert shapely.contains_xy(plan_shape, inside[:, 0], inside[:, 1]).all(), i
+    # walls follow the local vertical, which leans 1.6e-5 rad per 100 m from the frame origin
+    assert (np.abs(normal[~roof][:, 2]) < 1e-4 * np.linalg.norm(normal[~roof], axis=1)).all()
+
+
 def test_meshed_and_extruded_buildings(twin: dict) -> None:
     """Buildings with a silver mesh use it (IFC, CityJSON, CityGML and the planted one); all others are
     extruded from their footprints."""

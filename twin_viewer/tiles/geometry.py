@@ -181,33 +181,53 @@ def extrude(wkb: np.ndarray, base: np.ndarray, height: np.ndarray, frame: Frame
 
 
 def _roofs(xy: np.ndarray, coord_ring: np.ndarray, ring_poly: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Earcut each polygon (open rings) in the horizontal plane; triangles as vertex indices, counter-clockwise."""
+    """Triangulate each polygon (open rings) in the horizontal plane; triangles as vertex indices (into `xy`),
+    counter-clockwise, with the polygon of each. Convex polygons without holes (most footprints) are fanned all
+    at once; the others go through earcut one by one."""
     closing = np.zeros(len(coord_ring), dtype=bool)
     closing[:-1] = coord_ring[1:] != coord_ring[:-1]
     closing[-1] = True
     open_idx = np.flatnonzero(~closing)  # drop each ring's repeated first point
-    open_ring = coord_ring[open_idx]
-    ring_len = np.bincount(open_ring, minlength=len(ring_poly))
-    poly_of_open = ring_poly[open_ring]
-    poly_start = np.searchsorted(poly_of_open, np.arange(ring_poly.max() + 1 if len(ring_poly) else 0))
-    ring_end = np.cumsum(ring_len)
-    out, owners = [], []
-    ring_start_of_poly = np.searchsorted(ring_poly, np.arange(len(poly_start)))
-    ring_stop_of_poly = np.append(ring_start_of_poly[1:], len(ring_poly))
-    for p, (r0, r1) in enumerate(zip(ring_start_of_poly, ring_stop_of_poly, strict=True)):
-        if r1 <= r0 or ring_len[r0] < 3:
-            continue
-        start = poly_start[p]
+    ring_len = np.bincount(coord_ring[open_idx], minlength=len(ring_poly))
+    ring_end = np.cumsum(ring_len)  # rings' ends in the open points
+    ring_start = ring_end - ring_len
+    polys = int(ring_poly.max()) + 1 if len(ring_poly) else 0
+    first_ring = np.searchsorted(ring_poly, np.arange(polys))
+    rings_of = np.bincount(ring_poly, minlength=polys)
+    fanned = (rings_of == 1) & (ring_len[first_ring] >= 3) & _convex(xy[open_idx], ring_start, ring_len)[first_ring]
+    fan_idx, fan_poly = _fans(ring_start[first_ring[fanned]], ring_len[first_ring[fanned]], np.flatnonzero(fanned))
+    out, owners = [open_idx[fan_idx]], [fan_poly]
+    for p in np.flatnonzero(~fanned & (ring_len[first_ring] >= 3)):
+        r0, r1 = first_ring[p], first_ring[p] + rings_of[p]
+        start = ring_start[r0]
         ends = (ring_end[r0:r1] - start).astype(np.uint32)
-        points = xy[open_idx[start:ends[-1] + start]]
-        local = points - points[0]
-        tris = mapbox_earcut.triangulate_float64(local, ends).astype(np.int64).reshape(-1, 3)
+        points = xy[open_idx[start:start + ends[-1]]]
+        tris = mapbox_earcut.triangulate_float64(points - points[0], ends).astype(np.int64).reshape(-1, 3)
         out.append(open_idx[tris + start])
         owners.append(np.full(len(tris), p))
-    if not out:
-        return np.zeros((0, 3), dtype=np.int64), np.zeros(0, dtype=np.int64)
     idx, owner = np.concatenate(out), np.concatenate(owners)
     p0, p1, p2 = xy[idx[:, 0]], xy[idx[:, 1]], xy[idx[:, 2]]
     clockwise = ((p1[:, 0] - p0[:, 0]) * (p2[:, 1] - p0[:, 1]) - (p1[:, 1] - p0[:, 1]) * (p2[:, 0] - p0[:, 0])) < 0
     idx[clockwise] = idx[clockwise][:, ::-1]
     return idx, owner
+
+
+def _convex(points: np.ndarray, start: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """Per ring: strictly convex and counter-clockwise (every turn left by more than a sliver)."""
+    ring = np.repeat(np.arange(len(start)), length)
+    k = np.arange(len(points)) - start[ring]
+    a = points
+    b = points[start[ring] + (k + 1) % length[ring]]
+    c = points[start[ring] + (k + 2) % length[ring]]
+    turn = (b[:, 0] - a[:, 0]) * (c[:, 1] - b[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - b[:, 0])
+    left = np.ones(len(start), dtype=bool)
+    np.logical_and.at(left, ring, turn > 2 * MIN_TRIANGLE_AREA_M2)
+    return left
+
+
+def _fans(start: np.ndarray, length: np.ndarray, poly: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fan triangles (s, s + j, s + j + 1), j = 1 .. n - 2, of convex rings starting at s with n points."""
+    counts = length - 2
+    first = np.repeat(start, counts)
+    j = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + 1
+    return np.column_stack([first, first + j, first + j + 1]), np.repeat(poly, counts)
