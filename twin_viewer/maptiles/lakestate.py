@@ -56,10 +56,11 @@ _cached: dict[str, tuple[object, float, LakeState]] = {}
 
 
 def _fingerprint(lake_uri: str) -> tuple:
+    root = Path(lake_uri.removeprefix("file://"))
     stamps = []
     for spec in WATCHED:
         try:
-            stamps.append(os.stat(Path(spec.uri) / "_delta_log").st_mtime_ns)
+            stamps.append(os.stat(root / spec.layer / spec.name / "_delta_log").st_mtime_ns)
         except FileNotFoundError:
             stamps.append(None)
     return tuple(stamps)

@@ -166,14 +166,13 @@ def parcel_at(lon: float, lat: float, year: int | None = None) -> dict | None:
     src = source("parcels", year)
     index = src.index(current_state())
     x, y = (float(v) for v in mercator_xy(lon, lat))
-    rows = index.query((x, y, x, y))
-    if rows.num_rows == 0:
-        return None
+    rows = index.query((x, y, x, y), ["geometry"])
     hit = np.flatnonzero(shapely.intersects_xy(
         shapely.from_wkb(rows.column("geometry").to_numpy(zero_copy_only=False)), x, y))
     if not len(hit):
         return None
-    row = rows.slice(int(hit[0]), 1).select([f.name for f in src.spec.columns]).to_pylist()[0]
+    row = index.row(rows.column("_group")[int(hit[0])].as_py(), rows.column("_row")[int(hit[0])].as_py(),
+                    [f.name for f in src.spec.columns])
     return {k: _json_value(v) for k, v in row.items()}
 
 

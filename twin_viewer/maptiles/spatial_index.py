@@ -171,20 +171,32 @@ class FeatureIndex:
         return e is not None and not (e[2] < bounds[0] or e[0] > bounds[2] or e[3] < bounds[1] or e[1] > bounds[3])
 
     def query(self, bounds: tuple[float, float, float, float], columns: list[str] | None = None) -> pa.Table:
-        """Rows whose bbox meets `bounds` (metres), in index order; `columns` None = all."""
+        """Rows whose bbox meets `bounds` (metres), in index order; `columns` None = all. Two extra columns,
+        `_group` and `_row`, locate each row for `row()`."""
         rg = self._row_groups
         hit = np.flatnonzero((rg[:, 0] <= bounds[2]) & (rg[:, 2] >= bounds[0]) &
                              (rg[:, 1] <= bounds[3]) & (rg[:, 3] >= bounds[1]))
         wanted = None if columns is None else list(dict.fromkeys([*columns, *BBOX]))
         parquet = pq.ParquetFile(self.folder / "features.parquet")
-        if not len(hit):
+        parts = []
+        for group in hit.tolist():
+            part = parquet.read_row_group(group, columns=wanted, use_threads=False)
+            b = [part.column(c).to_numpy() for c in BBOX]
+            mask = (b[0] <= bounds[2]) & (b[2] >= bounds[0]) & (b[1] <= bounds[3]) & (b[3] >= bounds[1])
+            rows = np.flatnonzero(mask)
+            parts.append(part.take(pa.array(rows)).append_column("_group", pa.array(np.full(len(rows), group)))
+                         .append_column("_row", pa.array(rows)))
+        if not parts:
             empty = parquet.schema_arrow.empty_table()
-            return empty.select(wanted) if wanted else empty
-        rows = parquet.read_row_groups(hit.tolist(), columns=wanted)
-        b = [rows.column(c).to_numpy() for c in BBOX]
-        mask = (b[0] <= bounds[2]) & (b[2] >= bounds[0]) & (b[1] <= bounds[3]) & (b[3] >= bounds[1])
-        return rows.filter(pa.array(mask))
+            empty = empty.select(wanted) if wanted else empty
+            return empty.append_column("_group", pa.array([], pa.int64())).append_column("_row", pa.array([], pa.int64()))
+        return pa.concat_tables(parts)
 
+    def row(self, group: int, row: int, columns: list[str]) -> dict:
+        """One feature's `columns`, located by `query`'s `_group` and `_row`."""
+        part = pq.ParquetFile(self.folder / "features.parquet").read_row_group(group, columns=columns,
+                                                                               use_threads=False)
+        return part.slice(row, 1).to_pylist()[0]
 
 OPEN_INDEXES = 32  # indexes kept open per process (each layer, year and build has its own)
 _open: dict[Path, FeatureIndex] = {}
