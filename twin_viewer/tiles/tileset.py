@@ -1,8 +1,8 @@
 """The buildings tileset: a quadtree over building anchors, one GLB per leaf, tileset.json (3D Tiles 1.1).
 
-Leaves hold at most LEAF_BUILDINGS buildings and span at most LEAF_MAX_SIDE_M; inner tiles carry no content, only bounding volumes and geometric
-errors, so CesiumJS fetches a leaf only when the camera is near enough for its buildings to matter (100,000
-buildings load progressively). The root carries the ENU frame at the region's centre; each leaf translates to the
+Leaves hold at most LEAF_BUILDINGS buildings and span at most LEAF_MAX_SIDE_M; inner tiles carry no content,
+only bounding volumes and geometric errors, so CesiumJS fetches a leaf only when the camera is near enough for its
+buildings to matter (100,000 buildings load progressively). The root carries the ENU frame at the region's centre; each leaf translates to the
 centre of its own content, so GLB positions are float32 offsets of at most a few kilometres.
 """
 
@@ -23,7 +23,9 @@ LEAF_BUILDINGS = 1024
 LEAF_MAX_SIDE_M = 8192.0  # float32 offsets within ±4 km of a leaf's centre are exact to half a millimetre
 MAX_DEPTH = 20
 BOX_MARGIN_M = 0.01  # bounding boxes are widened by this, so float32 rounding of positions stays inside
-ERROR_PER_DIAGONAL = 1 / 20  # an inner tile's geometric error: a twentieth of its diagonal
+# Geometric error of a leaf's parent: the error of drawing no buildings at all is about a building's size; with
+# CesiumJS's default screen-space error (16 px) leaves load within about 8 km of the camera. It doubles per level up.
+LEAF_PARENT_ERROR_M = 160.0
 MIN_HALF_AXIS_M = 0.5
 
 
@@ -103,9 +105,8 @@ class _Writer:
                 return None
             lo = np.min([p[1] for p in parts], axis=0)
             hi = np.max([p[2] for p in parts], axis=0)
-            diagonal = float(np.linalg.norm(hi - lo))
-            return ({"boundingVolume": {"box": _box(lo, hi, np.zeros(3))},
-                     "geometricError": max(diagonal * ERROR_PER_DIAGONAL, 1.0),
+            error = max(LEAF_PARENT_ERROR_M, 2 * max(p[0]["geometricError"] for p in parts))
+            return ({"boundingVolume": {"box": _box(lo, hi, np.zeros(3))}, "geometricError": error,
                      "children": [p[0] for p in parts]}, lo, hi)
         return self._leaf(node)
 
@@ -151,10 +152,10 @@ def write_tileset(soup: Soup, frame: Frame, folder: Path) -> dict:
     if root is None:  # no buildings: an empty root the viewer can still load
         root = ({"boundingVolume": {"box": [0.0, 0.0, 0.0, 1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0]}, "geometricError": 0.0},
                 np.zeros(3), np.zeros(3))
-    tile, lo, hi = root
+    tile = root[0]
     tile["transform"] = _compose(frame.matrix(), tile.get("transform"))
     tile["refine"] = "ADD"
-    error = max(float(np.linalg.norm(hi - lo)) * ERROR_PER_DIAGONAL, tile["geometricError"], 1.0)
+    error = max(LEAF_PARENT_ERROR_M, 2 * tile["geometricError"])  # the root itself is refined at this error
     tileset = {"asset": {"version": "1.1", "generator": "OneMap Twin tiles"}, "geometricError": error, "root": tile}
     (folder / "tileset.json").write_text(json.dumps(tileset, separators=(",", ":")), encoding="utf-8")
     return {"tiles": writer.content}
