@@ -1,9 +1,10 @@
-"""The 3D twin's tiles in Dagster: one asset that rebuilds buildings tiles, terrain and the manifest after gold.
+"""The 3D twin in Dagster, after each gold publish: the buildings tiles, terrain and manifest (twin/tiles), and the
+map tiles' overlay indexes built ahead of the first request (twin/map_index).
 
-Domain logic is twin_viewer.tiles.build_twin (runs without Dagster); this module only wires it. The asset shares
-the district partitions and single-run backfill of the gold publish so it runs in the same run, after it (`onemap
-build` runs unpartitioned assets first, then the partitioned ones); whatever districts a run covers, the twin is
-rebuilt whole, because its quadtree and terrain span the region.
+Domain logic is twin_viewer.tiles.build_twin and twin_viewer.maptiles.warm (both run without Dagster); this module
+only wires them. The assets share the district partitions and single-run backfill of the gold publish so they run
+in the same run, after it (`onemap build` runs unpartitioned assets first, then the partitioned ones); whatever
+districts a run covers, the twin is rebuilt whole, because its quadtree, terrain and indexes span the region.
 """
 
 import dagster as dg
@@ -17,6 +18,7 @@ from orchestration.partitions import DISTRICT_PARTITIONS
 
 TWIN_GROUP = "twin"
 TWIN_TILES_KEY = dg.AssetKey(["twin", "tiles"])
+TWIN_MAP_INDEX_KEY = dg.AssetKey(["twin", "map_index"])
 
 
 @dg.asset(
@@ -43,4 +45,17 @@ def twin_tiles(context: AssetExecutionContext) -> dg.MaterializeResult:
     })
 
 
-TWIN_ASSETS = [twin_tiles]
+@dg.asset(
+    key=TWIN_MAP_INDEX_KEY, group_name=TWIN_GROUP, deps=[GOLD_KEY], partitions_def=DISTRICT_PARTITIONS,
+    backfill_policy=dg.BackfillPolicy.single_run(), kinds={"python"},
+    description="The overlay indexes of the map tiles (parcels of each survey year, conflicts, control lines) for "
+                "the latest publish, built ahead so the viewer's first overlay tile does not wait for them.",
+)
+def twin_map_index(context: AssetExecutionContext) -> dg.MaterializeResult:
+    from twin_viewer.maptiles import warm
+
+    warm()
+    return dg.MaterializeResult()
+
+
+TWIN_ASSETS = [twin_tiles, twin_map_index]

@@ -542,12 +542,15 @@ def test_dagster_asset_runs_after_gold_and_builds_the_twin(twin: dict) -> None:
     from orchestration.build import build
     from orchestration.definitions import defs
     from orchestration.one_map_assets import GOLD_KEY
-    from orchestration.twin_assets import TWIN_TILES_KEY
+    from orchestration.twin_assets import TWIN_MAP_INDEX_KEY, TWIN_TILES_KEY
 
     graph = defs.resolve_asset_graph()
-    node = graph.get(TWIN_TILES_KEY)
-    assert GOLD_KEY in node.parent_keys and node.group_name == "twin"
-    assert TWIN_TILES_KEY in graph.get_all_asset_keys()  # `onemap build`/`onemap demo` select every asset
+    for key in (TWIN_TILES_KEY, TWIN_MAP_INDEX_KEY):
+        node = graph.get(key)
+        assert GOLD_KEY in node.parent_keys and node.group_name == "twin"
+        # `onemap build`/`onemap demo` run the partitioned assets in one run after the unpartitioned ones: the
+        # twin must be partitioned like gold to run after it
+        assert node.partitions_def == graph.get(GOLD_KEY).partitions_def
     (twin["twin"] / "manifest.json").unlink()
     outcome = build("key:twin/tiles")
     assert outcome.materialized == ["twin/tiles"]
