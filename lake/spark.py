@@ -44,12 +44,14 @@ def spark_session(app_name: str = "onemap", cores: int | None = None) -> SparkSe
     Executors run this venv's Python with the repository on PYTHONPATH, which is what a standalone cluster on
     this machine (infra/spark) needs; on a multi-host cluster install the project on every worker instead.
     """
+    cores = cores or int(os.environ.get("ONEMAP_SPARK_CORES", "0")) or None
     master = os.environ.get("ONEMAP_SPARK_MASTER") or (f"local[{cores}]" if cores else "local[*]")
     python = os.environ.get("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_PYTHON", python)
     builder = (SparkSession.builder.master(master).appName(app_name)
                .config("spark.sql.session.timeZone", "UTC")
                .config("spark.ui.enabled", "false")
+               .config("spark.ui.showConsoleProgress", "false")
                .config("spark.sql.shuffle.partitions", os.environ.get("ONEMAP_SPARK_PARTITIONS", "8"))
                .config("spark.driver.memory", os.environ.get("ONEMAP_SPARK_DRIVER_MEMORY", "2g"))
                .config("spark.executor.memory", os.environ.get("ONEMAP_SPARK_EXECUTOR_MEMORY", "2g"))
@@ -59,6 +61,9 @@ def spark_session(app_name: str = "onemap", cores: int | None = None) -> SparkSe
                .config("spark.executorEnv.PYTHONPATH", str(REPO_ROOT)))
     if cores and not master.startswith("local"):
         builder = builder.config("spark.cores.max", str(cores))
+    active = SparkSession.getActiveSession()
+    if active is not None and active.sparkContext.master != master:
+        active.stop()  # one SparkContext per process: switching master (local <-> cluster) needs a new one
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("ONEMAP_SPARK_LOG_LEVEL", "ERROR"))
     return spark

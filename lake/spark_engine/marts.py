@@ -71,8 +71,10 @@ class SparkMarts:
         self._register_sources()
 
     def _register_sources(self) -> None:
+        # A lake table has a file per district and delivery: pack them into a few partitions (fewer, larger tasks).
+        parallelism = self.spark.sparkContext.defaultParallelism
         for spec in (PARCELS, CONTROL_LINES, DISTRICTS, BUILDINGS, HAZARD_POINTS):
-            read_delta(self.spark, spec).createOrReplaceTempView(f"stg_{spec.name}")
+            read_delta(self.spark, spec).coalesce(parallelism).createOrReplaceTempView(f"stg_{spec.name}")
         self.latest_year = self.spark.sql("select max(survey_year) from stg_parcels").first()[0]
         self.spark.sql(f"""
             select p.parcel_id, p.survey_year, p.district_code, p.land_class_code, c.land_class_name,
