@@ -30,7 +30,7 @@ from twin_viewer.maptiles.errors import UnknownLayerError
 from twin_viewer.maptiles.lakestate import LakeState, current_state, gold_survey_year, survey_years
 from twin_viewer.maptiles.spatial_index import OVERVIEW_ZOOM, FeatureIndex, build_index, open_index
 from twin_viewer.maptiles.styles import LayerStyle, conflict_style, control_line_style, land_class_style
-from twin_viewer.maptiles.tilemath import check_tile, mercator_xy, pixel_size, tile_bounds
+from twin_viewer.maptiles.tilemath import TILE_SIZE, check_tile, mercator_xy, pixel_size, tile_bounds
 
 LAYERS = ("parcels", "conflicts", "control_lines")
 PARCEL_OUTLINE_ZOOM = 14  # parcel boundaries are drawn from this zoom on (below they would blur into lines)
@@ -117,17 +117,18 @@ def _draw(src: Source, index: FeatureIndex, z: int, x: int, y: int) -> bytes:
     rows = index.query(bounds, ["category", "geometry"])
     if rows.num_rows == 0:
         return render.empty_png()
-    rows = rows.take(pa.array(np.argsort(rows.column("category").to_numpy(), kind="stable")))  # higher paints last
     geoms = shapely.from_wkb(rows.column("geometry").to_numpy(zero_copy_only=False))
     categories = rows.column("category").to_numpy()
+    transform, shape = render.tile_transform(bounds), (TILE_SIZE, TILE_SIZE)
     if src.layer == "control_lines":
         geoms = shapely.simplify(geoms, pixel_size(z) / 2)
-        fill = render.rasterize(geoms, categories, bounds)
-        return render.encode_png(render.colour(fill, src.style, render.outlines(geoms, categories, bounds, 2)))
-    fill = render.rasterize(geoms, categories, bounds, all_touched=src.all_touched)
+        fill = render.rasterize(geoms, categories, transform, shape)
+        lines = render.outlines(geoms, categories, transform, shape, width=2)
+        return render.encode_png(render.colour(fill, src.style, lines))
+    fill = render.rasterize(geoms, categories, transform, shape, all_touched=src.all_touched)
     lines = None
     if src.layer == "conflicts" or z >= PARCEL_OUTLINE_ZOOM:
-        lines = render.outlines(geoms, categories, bounds)
+        lines = render.outlines(geoms, categories, transform, shape)
     return render.encode_png(render.colour(fill, src.style, lines, lines_over_all=src.layer != "conflicts"))
 
 

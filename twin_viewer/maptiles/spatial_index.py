@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import rasterio.features
 import shapely
-from affine import Affine
+from rasterio.transform import Affine
 
+from twin_viewer.maptiles import render
 from twin_viewer.maptiles.tilemath import HALF_WORLD, TILE_SIZE, pixel_size, to_mercator
 
 ROW_GROUP = 4096
@@ -90,13 +90,8 @@ def _render_overview(geoms: np.ndarray, categories: np.ndarray, extent: tuple[fl
     size = pixel_size(OVERVIEW_ZOOM)
     col0, row0 = int((extent[0] + HALF_WORLD) // size), int((HALF_WORLD - extent[3]) // size)
     col1, row1 = int((extent[2] + HALF_WORLD) // size) + 1, int((HALF_WORLD - extent[1]) // size) + 1
-    pixels = np.zeros((row1 - row0, col1 - col0), np.uint8)
     transform = Affine(size, 0, -HALF_WORLD + col0 * size, 0, -size, HALF_WORLD - row0 * size)
-    paint = np.argsort(categories, kind="stable")  # higher categories (e.g. errors over warnings) paint last
-    geoms, categories = geoms[paint], categories[paint]
-    for start in range(0, len(geoms), 100_000):  # in chunks: the shape list stays small
-        shapes = zip(geoms[start:start + 100_000], categories[start:start + 100_000].tolist(), strict=True)
-        rasterio.features.rasterize(shapes, out=pixels, transform=transform, all_touched=all_touched)
+    pixels = render.rasterize(geoms, categories, transform, (row1 - row0, col1 - col0), all_touched)
     return Overview(pixels, col0, row0)
 
 
