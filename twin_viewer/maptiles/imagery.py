@@ -137,7 +137,12 @@ def imagery_key(state: LakeState) -> str:
 
 
 def imagery_tile(z: int, x: int, y: int) -> bytes | None:
-    """PNG (256×256, alpha outside the imagery) of the latest usable imagery at an XYZ tile, or None if none."""
+    """PNG (256×256, alpha outside the imagery) of the latest usable imagery at an XYZ tile.
+
+    None where no usable scene covers the tile: the page then shows Cesium's bundled NaturalEarthII base layer.
+    Rendered tiles are cached under twin/cache/imagery/<key>/, the key naming the silver stac_items and
+    stac_assets versions and the cloud threshold, so a new STAC ingest starts a fresh cache.
+    """
     check_tile(z, x, y)
     state = current_state()
     bounds = tile_lonlat_bounds(z, x, y)
