@@ -32,8 +32,10 @@ def dagster_home() -> str:
     return str(home)
 
 
-def build(select: str | None = None) -> BuildOutcome:
+def build(select: str | None = None, engine: str = "duckdb") -> BuildOutcome:
+    """Materialize the selected assets; `engine` picks who builds the one-map marts (duckdb | spark)."""
     from orchestration.definitions import defs
+    from orchestration.one_map_assets import OneMapEngine
 
     dagster_home()
     graph = defs.resolve_asset_graph()
@@ -46,7 +48,7 @@ def build(select: str | None = None) -> BuildOutcome:
         raise OnemapError(f"--select {select!r} matches no asset")
     assets = list(defs.assets or [])
     checks = list(defs.asset_checks or [])
-    resources = dict(defs.resources or {})
+    resources = {**dict(defs.resources or {}), "one_map_engine": OneMapEngine(engine=engine)}
     partitioned = [k for k in keys if graph.get(k).partitions_def is not None]
     plain = [k for k in keys if k not in partitioned]
     outcome = BuildOutcome([], [], [])

@@ -84,11 +84,13 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Files or folders to
 @app.command()
 @_guard
 def build(select: Annotated[Optional[str], typer.Option(help="Dagster asset selection, e.g. 'key:silver/parcels' "
-                                                             "or 'group:survey'.")] = None) -> None:
+                                                             "or 'group:survey'.")] = None,
+          engine: Annotated[str, typer.Option(help="Who builds the one-map marts: duckdb (dbt-duckdb, default) or "
+                                                   "spark (ONEMAP_SPARK_MASTER for a cluster).")] = "duckdb") -> None:
     """Materialize assets in-process (all by default); exit non-zero if any fails."""
     from orchestration.build import build as run_build
 
-    outcome = run_build(select)
+    outcome = run_build(select, engine)
     out.print(f"materialized {len(outcome.materialized)} assets in runs {', '.join(outcome.run_ids)}")
     if outcome.failed_checks:
         err.print(f"[yellow]checks not passed:[/] {', '.join(outcome.failed_checks)}", highlight=False)

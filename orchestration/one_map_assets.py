@@ -7,6 +7,7 @@ quality.wap (runs without Dagster); this module only wires it.
 
 
 import sys
+from graphlib import TopologicalSorter
 from pathlib import Path
 
 import dagster as dg
@@ -16,7 +17,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 from lake.contracts import REGION_PARTITION
 from lake.domain import district_codes
 from quality.catalog import gate_rules
-from quality.wap import GateFailed, audit_and_publish, new_build_id
+from quality.wap import GateFailed, audit_and_publish, build_marts, new_build_id
 from lake.transforms_project import (PROJECT_DIR, build_database, configure_environment, dbt_build_args, ensure_manifest,
                                 ensure_sources, keep_run_results)
 from orchestration.partitions import DISTRICT_PARTITIONS
@@ -36,11 +37,23 @@ class _Translator(DagsterDbtTranslator):
         return ONE_MAP_GROUP
 
 
+class OneMapEngine(dg.ConfigurableResource):
+    """Who builds the marts: `duckdb` (dbt-duckdb, the default) or `spark` (lake.spark_engine, whole region)."""
+
+    engine: str = "duckdb"
+
+
 @dbt_assets(manifest=ensure_manifest(), dagster_dbt_translator=_Translator(), partitions_def=DISTRICT_PARTITIONS,
             backfill_policy=dg.BackfillPolicy.single_run())
-def one_map_marts(context: AssetExecutionContext, dbt: DbtCliResource):
+def one_map_marts(context: AssetExecutionContext, dbt: DbtCliResource, one_map_engine: OneMapEngine):
     """dbt build of the transforms project into the build database (the audit area; nothing reaches gold)."""
     configure_environment()
+    if one_map_engine.engine != "duckdb":
+        build_marts(engine=one_map_engine.engine)
+        selected, deps = context.selected_asset_keys, context.assets_def.asset_deps
+        for key in TopologicalSorter({k: set(deps.get(k, ())) & selected for k in selected}).static_order():
+            yield dg.MaterializeResult(asset_key=key, metadata={"engine": one_map_engine.engine})
+        return
     ensure_sources()
     invocation = dbt.cli(dbt_build_args(rebuilt_districts(context.partition_keys)), context=context)
     yield from invocation.stream()
@@ -79,5 +92,5 @@ def _check_result(result) -> dg.AssetCheckResult:
 
 
 ONE_MAP_ASSETS = [one_map_marts, publish_one_map]
-ONE_MAP_RESOURCES = {"dbt": DbtCliResource(project_dir=str(PROJECT_DIR), profiles_dir=str(PROJECT_DIR),
+ONE_MAP_RESOURCES = {"one_map_engine": OneMapEngine(), "dbt": DbtCliResource(project_dir=str(PROJECT_DIR), profiles_dir=str(PROJECT_DIR),
                                            dbt_executable=str(Path(sys.executable).parent / "dbt"))}

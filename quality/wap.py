@@ -43,8 +43,20 @@ def new_build_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:8]
 
 
-def build_marts(districts: list[str] | None = None) -> Path:
-    """dbt build (models and tests) into the build database; returns its run_results.json."""
+ENGINES = ("duckdb", "spark")
+
+
+def build_marts(districts: list[str] | None = None, engine: str = "duckdb") -> Path:
+    """Build the marts and their tests into the build database; returns the run_results.json the gates read.
+
+    engine: `duckdb` (dbt-duckdb, the default) or `spark` (lake.spark_engine; always the whole region).
+    """
+    if engine not in ENGINES:
+        raise OnemapError(f"unknown engine {engine!r}; engines: {', '.join(ENGINES)}")
+    if engine == "spark":
+        from lake.spark_engine.build import build_marts_on_spark
+
+        return build_marts_on_spark()
     ensure_sources()
     run_dbt(dbt_build_args(districts))
     return keep_run_results(target_dir())
@@ -68,6 +80,6 @@ def audit_and_publish(build_id: str, run_results: Path, districts: list[str] | N
     return PublishOutcome(build_id, versions, results, report)
 
 
-def run_one_map(districts: list[str] | None = None) -> PublishOutcome:
-    """The whole write–audit–publish of one build (whole region, or the given districts)."""
-    return audit_and_publish(new_build_id(), build_marts(districts), districts)
+def run_one_map(districts: list[str] | None = None, engine: str = "duckdb") -> PublishOutcome:
+    """The whole write–audit–publish of one build (whole region, or the given districts), on either engine."""
+    return audit_and_publish(new_build_id(), build_marts(districts, engine), districts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import textwrap
@@ -96,3 +97,36 @@ def copy_shapefile(src: Path, dest_dir: Path, skip: tuple[str, ...] = ()) -> Pat
         if part.suffix.lower() not in skip:
             shutil.copy(part, dest_dir / part.name)
     return dest_dir / src.name
+
+
+@pytest.fixture(scope="session")
+def planted_region_published(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small planted demo region (3 conflicts per rule), ingested and published once by the default engine.
+
+    Tests that build again copy it (`copy_home`) so each keeps its own lake.
+    """
+    from lake.batch_ingest import ingest_landing
+    from lake.demo_region import generate_demo_region
+    from quality.wap import run_one_map
+
+    home = tmp_path_factory.mktemp("planted") / "home"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ONEMAP_HOME", str(home))
+    mp.delenv("ONEMAP_LAKE", raising=False)
+    try:
+        manifest = generate_demo_region(home / "landing", parcels=400, plant_conflicts=3)
+        (home / "planted.json").write_text(json.dumps(manifest.planted_conflicts, default=str), encoding="utf-8")
+        for table in ("districts", "parcels", "control_lines", "hazard_points", "buildings"):
+            assert not [r for r in ingest_landing(table) if r.status == "failed"]
+        run_one_map()
+    finally:
+        mp.undo()
+    return home
+
+
+def copy_home(src: Path, dest: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A writable copy of a prepared ONEMAP_HOME, made current for the test."""
+    shutil.copytree(src, dest)
+    monkeypatch.setenv("ONEMAP_HOME", str(dest))
+    monkeypatch.delenv("ONEMAP_LAKE", raising=False)
+    return dest
