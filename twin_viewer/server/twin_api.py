@@ -20,7 +20,7 @@ from twin_viewer.server.viewer import maptiles_module, twin_dir
 
 router = APIRouter()
 DISTRICT_CODE = re.compile(r"^\d{6}$")
-PARCEL_ID = re.compile(r"^\d{7,}$")
+PARCEL_ID = re.compile(r"^[0-9A-Za-z_-]{4,40}$")
 
 
 def data(request: Request) -> TwinData:

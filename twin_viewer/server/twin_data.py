@@ -19,12 +19,12 @@ import pyarrow.compute as pc
 import shapely
 
 from lake import delta_io
-from lake.domain import REGION_CODE, plan_targets
+from lake.domain import REGION_CODE, district_codes, plan_targets
 from lake.publish import latest_published
 from lake.registry import (BBOX_COLUMNS, BUILDINGS, DISTRICTS, GOLD_CONFLICTS, GOLD_DISTRICT_INDICATORS,
                            GOLD_ONE_MAP_PARCELS, PARCELS, TableSpec)
 
-SEVERITY_ORDER = {"error": 0, "block": 0, "warn": 1, "warning": 1, "info": 2}
+SEVERITY_ORDER = {"error": 0, "warn": 1}  # gold severities; anything else after them
 BUILDING_COLUMNS = [f.name for f in BUILDINGS.columns] + list(BBOX_COLUMNS) + ["_source_uri", "_ingested_at"]
 
 
@@ -36,6 +36,14 @@ def _centre(row: dict[str, Any]) -> tuple[float, float] | None:
 
 def _bbox(row: dict[str, Any]) -> list[float] | None:
     return None if row.get("bbox_xmin") is None else [row[c] for c in BBOX_COLUMNS]
+
+
+def _partition(path: str) -> str | None:
+    """The district_code of a Delta data file from its partition folder (`…/district_code=500103/…`)."""
+    for part in path.split("/"):
+        if part.startswith("district_code="):
+            return part.split("=", 1)[1]
+    return None
 
 
 def place(row: dict[str, Any]) -> dict[str, Any]:
@@ -159,7 +167,7 @@ class TwinData:
             columns = [c for c in GOLD_CONFLICTS.schema.names if c != "geometry"]
             table = self.gold(GOLD_CONFLICTS, columns=columns)
             rows = [place(r) for r in (table.to_pylist() if table is not None else [])]
-            rows.sort(key=lambda r: (SEVERITY_ORDER.get(r["severity"], 3), -(r["area_m2"] or 0), r["conflict_id"]))
+            rows.sort(key=lambda r: (SEVERITY_ORDER.get(r["severity"], 2), -(r["area_m2"] or 0), r["conflict_id"]))
             return rows
         return self._cached("conflicts", self.build_id(), load)
 
@@ -187,14 +195,16 @@ class TwinData:
         table = delta_io.open_table(spec, version)
         if table is None:
             return []
-        files = table.file_uris(partition_filters=[("district_code", "=", district)])
+        known = district in district_codes()  # survey ids start with their district's code
+        files = table.file_uris(partition_filters=[("district_code", "=", district)] if known else None)
         if not files:
             return []
         columns = [n for n in spec.schema.names if n not in ("geometry", "district_code")]
         with duckdb.connect() as con:  # DuckDB reads the string_view columns delta-rs writes (pyarrow filters do not)
-            found = con.execute(f"select {', '.join(columns)} from read_parquet(?) where parcel_id = ?",
-                                [files, parcel_id]).to_arrow_table()
-        return [{**r, "district_code": district} for r in found.to_pylist()]
+            found = con.execute(f"select {', '.join(columns)}, filename from read_parquet(?, filename = true) "
+                                "where parcel_id = ?", [files, parcel_id]).to_arrow_table()
+        return [{**{k: v for k, v in r.items() if k != "filename"}, "district_code": _partition(r["filename"])}
+                for r in found.to_pylist()]
 
     def search_buildings(self, text: str, limit: int) -> list[dict[str, Any]]:
         table, index = self.buildings()

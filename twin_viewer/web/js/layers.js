@@ -209,11 +209,7 @@ export class LayerSet {
       box.type = "checkbox";
       box.checked = layer.wanted && layer.available;
       box.disabled = !layer.available;
-      box.addEventListener("change", () => {
-        layer.set(box.checked);
-        this.viewer.scene.requestRender();
-        this.changed.raiseEvent();
-      });
+      box.addEventListener("change", () => this.show(layer.id, box.checked));
       label.append(box, `${layer.zh} `, Object.assign(document.createElement("span"), {
         className: "en", textContent: layer.en,
       }));
@@ -223,6 +219,13 @@ export class LayerSet {
       }));
       list.append(item);
     }
+  }
+
+  // Show or hide one layer (the tree, tests) and tell the permalink.
+  show(id, visible) {
+    this.get(id).set(visible);
+    this.viewer.scene.requestRender();
+    this.changed.raiseEvent();
   }
 
   // Apply the wanted visibility (from the permalink or the defaults) to every layer.

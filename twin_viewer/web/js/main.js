@@ -10,15 +10,16 @@ import { cameraView, readHash, setCamera, writeHash } from "./permalink.js";
 const C = window.Cesium;
 const $ = (id) => document.getElementById(id);
 // Without a permalink: 渝中 from the south-west, looking at where the demo's BIM/CIM models stand.
-const DEFAULT_TARGET = { lon: 106.5699, lat: 29.5596, range: 520, heading: 20, pitch: -38 };
+const DEFAULT_TARGET = { lon: 106.5699, lat: 29.5596, range: 650, heading: 20, pitch: -50 };
 const DEFAULT_LAYERS = ["base", "imagery", "terrain", "parcels", "control_lines", "conflicts", "buildings", "hazards",
   "districts"];
 const HIGHLIGHT = C.Color.fromCssColorString("#ffd54f");
 
 const twin = {
   ready: false, globeLoaded: false, tilesetLoaded: false, dataLoaded: false, loadedAt: null, viewer: null,
-  selected: null, errors: [],
+  selected: null, errors: [], marks: {},
 };
+const mark = (name) => { twin.marks[name] ??= Math.round(performance.now()); };
 window.twin = twin;
 
 function createViewer() {
@@ -30,6 +31,7 @@ function createViewer() {
     baseLayerPicker: false, geocoder: false, homeButton: false, sceneModePicker: false, navigationHelpButton: false,
     animation: false, timeline: false, fullscreenButton: false, infoBox: false, selectionIndicator: false,
     requestRenderMode: true, maximumRenderTimeChange: Infinity, skyBox: false,
+    msaaSamples: 1, orderIndependentTranslucency: false, // both cost whole extra passes in software WebGL
   });
   if (viewer.scene.moon) viewer.scene.moon.show = false;
   viewer.scene.globe.maximumScreenSpaceError = 3; // a little coarser than 2: a third fewer tiles in software WebGL
@@ -45,6 +47,8 @@ function trackReadiness(viewer, layers) {
     twin.globeLoaded = scene.globe.tilesLoaded;
     twin.tilesetLoaded = !tileset || !tileset.show || tileset.tilesLoaded;
     const ready = twin.dataLoaded && twin.globeLoaded && twin.tilesetLoaded;
+    if (twin.globeLoaded) mark("globe");
+    if (layers.tileset && twin.tilesetLoaded) mark("tileset");
     if (ready && !twin.ready) {
       twin.loadedAt ??= performance.now();
       $("status").textContent = `已加载 Loaded in ${(twin.loadedAt / 1000).toFixed(1)} s`;
@@ -139,7 +143,8 @@ function wirePicking(viewer, layers, panel) {
       const row = await api.parcelAt(lon, lat, layers.year);
       twin.selected = row.parcel_id ?? null;
       panel.show(`地块 Parcel ${row.parcel_id ?? ""}`, row);
-      if (row.parcel_id) panel.parcel(await api.parcel(row.parcel_id));
+      // the one-map row and every survey year, when the lake has them
+      if (row.parcel_id) panel.parcel(await api.parcel(row.parcel_id).catch(() => ({ ...row, survey: [] })));
     } catch (error) {
       panel.message(`${lon.toFixed(5)}, ${lat.toFixed(5)}: ${error.status === 404 ? "此处无地块 no parcel here" :
         error.message}`);
@@ -213,14 +218,14 @@ async function loadConflicts(viewer, panel) {
     li.addEventListener("click", () => {
       flyToPlace(viewer, c, { minRange: 800 });
       twin.selected = c.conflict_id;
-      panel.show(`冲突 Conflict`, c);
+      panel.show(`冲突 Conflict · ${RULE_LABELS[c.rule_id] ?? c.rule_id}`, c, [], c.conflict_id);
     });
     return li;
   }));
 }
 
 function renderLegend(entries) {
-  $("legend").replaceChildren(...entries.slice(0, 24).map((e) => {
+  $("legend").replaceChildren(...entries.map((e) => {
     const span = document.createElement("span");
     span.title = `${e.code} ${e.name} · ${e.name_en}`;
     span.append(Object.assign(document.createElement("i"), { style: `background:${e.color}` }), e.name);
@@ -229,12 +234,14 @@ function renderLegend(entries) {
 }
 
 async function main() {
+  mark("script");
   const viewer = createViewer();
   twin.viewer = viewer;
   const hash = readHash();
   if (hash.view) setCamera(viewer.camera, hash.view);
 
   const manifest = await api.manifest();
+  mark("manifest");
   const years = manifest.survey_years ?? [];
   const year = years.includes(hash.year) ? hash.year : years.at(-1);
   const region = manifest.region ? C.Rectangle.fromDegrees(manifest.region.west, manifest.region.south,
@@ -242,6 +249,7 @@ async function main() {
   const layers = new LayerSet(viewer, manifest, { year, region });
   twin.layers = layers;
   await layers.build();
+  mark("layers");
   if (!hash.view) await lookAtGround(viewer, layers.terrainProvider, DEFAULT_TARGET);
   layers.applyAll(hash.layers ?? DEFAULT_LAYERS);
   layers.renderTree($("layer-tree"));
@@ -267,10 +275,11 @@ async function main() {
     });
 
   const [indicatorData, districts, legend] = await Promise.all([
-    api.indicators(), api.districts(), manifest.maptiles ? api.legend() : Promise.resolve([]),
-    loadConflicts(viewer, panel)]);
+    api.indicators().catch((error) => ({ missing: error.message })), api.districts(),
+    manifest.maptiles ? api.legend() : Promise.resolve([]), loadConflicts(viewer, panel)]);
   twin.districts = districts;
-  indicators.load(indicatorData);
+  if (indicatorData.missing) $("indicator-note").textContent = indicatorData.missing;
+  else indicators.load(indicatorData);
   renderLegend(legend);
   showTab(hash.tab === "indicators" ? "indicators" : "attributes");
 
@@ -294,11 +303,11 @@ async function main() {
   };
   twin.lookAt = (target) => lookAtGround(viewer, layers.terrainProvider, target);
   twin.setLayer = (id, visible) => {
-    layers.get(id).set(visible);
+    layers.show(id, visible);
     layers.renderTree($("layer-tree"));
-    viewer.scene.requestRender();
   };
   twin.dataLoaded = true;
+  mark("panels");
   viewer.scene.requestRender();
 }
 

@@ -32,10 +32,11 @@ export class AttributePanel {
     this.showTab = showTab;
   }
 
-  show(title, record, extra = []) {
+  // `id` is what the heading is about (tests read it from data-id); by default the record's own id.
+  show(title, record, extra = [], id = null) {
     const heading = document.createElement("h3");
     heading.textContent = title;
-    heading.dataset.id = record.building_id ?? record.parcel_id ?? record.conflict_id ?? record.hazard_id ?? "";
+    heading.dataset.id = id ?? record.building_id ?? record.parcel_id ?? record.hazard_id ?? "";
     this.element.replaceChildren(heading, table(record));
     for (const [subtitle, sub] of extra) {
       if (!sub) continue;
