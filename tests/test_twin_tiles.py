@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyproj
 import pytest
+import rasterio
 import shapely
 from jsonschema.validators import validator_for
 from referencing import Registry, Resource
@@ -180,8 +181,6 @@ def to_ecef(frame: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 def dem_oracle(href: str):
     """Bilinear interpolation between pixel centres by scipy (inside the centres' hull only), for comparison."""
-    import rasterio
-
     with rasterio.open(href) as src:
         heights = src.read(1, masked=True).filled(0).astype(np.float64)
         t = src.transform
@@ -434,12 +433,14 @@ def test_terrain_tiles_decode_to_the_dem_heights(twin: dict) -> None:
     terrain = twin["twin"] / "terrain"
     layer = json.loads((terrain / "layer.json").read_text())
     ground = dem_oracle(find_dem_href())
+    with rasterio.open(find_dem_href()) as src:
+        west_dem, south_dem, east_dem, north_dem = src.bounds
     to_ecef_wgs84 = pyproj.Transformer.from_crs("EPSG:4979", "EPSG:4978", always_xy=True)
     z = layer["maxzoom"]
     r = layer["available"][z][0]
-    picks = [(0, 1, 0), (z, (r["startX"] + r["endX"]) // 2, (r["startY"] + r["endY"]) // 2),
+    picks = [(0, 0, 0), (0, 1, 0), (z, (r["startX"] + r["endX"]) // 2, (r["startY"] + r["endY"]) // 2),
              (z, r["startX"], r["startY"]), (z - 2, *(layer["available"][z - 2][0][k] for k in ("endX", "endY")))]
-    compared = 0
+    compared = outside_seen = 0
     for tz, tx, ty in picks:
         tile = decode_terrain((terrain / str(tz) / str(tx) / f"{ty}.terrain").read_bytes())
         assert tile["rest"] == 0
@@ -453,8 +454,11 @@ def test_terrain_tiles_decode_to_the_dem_heights(twin: dict) -> None:
         heights = tile["min_h"] + tile["h"] * step
         expected = ground(lon, lat)
         inside = np.isfinite(expected)
-        assert np.abs(heights[inside] - expected[inside]).max() <= step + 0.01
+        assert np.abs(heights[inside] - expected[inside]).max(initial=0) <= step + 0.01
         compared += inside.sum()
+        outside = (lon < west_dem) | (lon > east_dem) | (lat < south_dem) | (lat > north_dem)
+        assert np.abs(heights[outside]).max(initial=0) <= step + 0.01  # outside the DEM: the ellipsoid
+        outside_seen += outside.sum()
         # header: heights, bounding sphere and edge lists agree with the vertices
         assert tile["min_h"] == pytest.approx(heights.min(), abs=0.01)
         ecef = np.column_stack(to_ecef_wgs84.transform(lon, lat, heights))
@@ -465,7 +469,7 @@ def test_terrain_tiles_decode_to_the_dem_heights(twin: dict) -> None:
         assert (tile["u"][east_e] == 32767).all() and (tile["v"][north_e] == 32767).all()
         assert len(west_e) == len(south_e) == len(east_e) == len(north_e) == grid + 1
         assert np.linalg.norm(tile["occlusion"]) > 0
-    assert compared > 1000
+    assert compared > 1000 and outside_seen > 4000
 
 
 # --- missing and corrupt DEM: the ellipsoid, with a warning that names the file ---------------------------------
