@@ -40,7 +40,3 @@ def owned_here(tile: tuple[int, int], left_tx0: np.ndarray, left_ty0: np.ndarray
     """Mask of candidate pairs whose reference point (lower-left of the bbox intersection) lies in `tile`."""
     return (np.maximum(left_tx0, right_tx0) == tile[0]) & (np.maximum(left_ty0, right_ty0) == tile[1])
 
-
-def tile_of_points(x: np.ndarray, y: np.ndarray, size: float = DEFAULT_TILE_DEGREES) -> tuple[np.ndarray, np.ndarray]:
-    """The tile index of points, by the same formula as `with_tiles` (used by tests and docs)."""
-    return np.floor((x - ORIGIN_X) / size).astype(np.int64), np.floor((y - ORIGIN_Y) / size).astype(np.int64)
