@@ -22,8 +22,9 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--no-first-run", "--disable-default-apps", "--disable-features=Translate,MediaRouter"]
-# 渝中半岛 with its buildings, parcels and control lines, looking north-east (the README picture).
-README_VIEW = "view=106.556000,29.535000,1500.0,30.00,-30.00,0.00"
+# The README picture: 渝中/江北 from the south at 9 km — parcels by land class, control lines, conflicts, district
+# names and buildings on the terrain — with the indicator panel open.
+README_HASH = "view=106.545000,29.470000,9000.0,15.00,-40.00,0.00&tab=indicators"
 
 
 @dataclass
@@ -88,11 +89,11 @@ def browser_session(base_url: str, width: int = 1280, height: int = 800) -> Iter
             browser.close()
 
 
-def take_screenshot(base_url: str, output: Path, hash_: str = README_VIEW + "&tab=indicators",
+def take_screenshot(base_url: str, output: Path, hash_: str = README_HASH,
                     width: int = 1600, height: int = 900) -> Path:
     with browser_session(base_url, width, height) as session:
-        session.open(hash_)
-        session.page.wait_for_timeout(500)
+        session.open(hash_, timeout_s=900)  # not a measurement: a loaded machine may take minutes
+        session.page.wait_for_timeout(3500)  # the "loaded in" badge fades out
         output.parent.mkdir(parents=True, exist_ok=True)
         session.page.screenshot(path=str(output))
     return output
@@ -104,7 +105,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description="Screenshot the twin viewer over $ONEMAP_HOME.")
     parser.add_argument("output", type=Path, nargs="?", default=Path("docs/images/twin.png"))
-    parser.add_argument("--hash", default=README_VIEW + "&tab=indicators", help="permalink state to open")
+    parser.add_argument("--hash", default=README_HASH, help="permalink state to open")
     args = parser.parse_args()
     with serve_in_thread(create_app()) as url:
         print(take_screenshot(url, args.output, args.hash))
