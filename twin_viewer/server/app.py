@@ -107,6 +107,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         app.state.audit = AuditLog(config.audit_interval_s)
         threading.Thread(target=app.state.catalogs.warm, name="catalog-warm-up", daemon=True).start()
+        threading.Thread(target=viewer.warm_up, name="twin-warm-up", daemon=True).start()
         try:
             yield
         finally:

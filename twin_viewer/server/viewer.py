@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 
+from lake.errors import OnemapError
 from lake.settings import REPO_ROOT, current_settings
 from twin_viewer.server.errors import ApiError
 from twin_viewer.server.static_files import file_response
@@ -46,6 +47,15 @@ def install(app: FastAPI) -> None:
                 request.query_params:
             return RedirectResponse("/viewer/", status_code=303)
         return await call_next(request)
+
+
+def warm_up() -> None:
+    """Import the map-tile stack (rio-tiler, rasterio, Pillow) and read the published build once at server start, so
+    the first page does not wait seconds for its first answer; nothing published yet is fine here."""
+    try:
+        maptiles_module().survey_years()
+    except (ApiError, OnemapError):
+        pass
 
 
 def twin_dir() -> Path:
