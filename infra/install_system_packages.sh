@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the platform and its tests need beyond Python: PostGIS (STAC API test server, benchmarks),
-# Chromium (viewer tests). Installs only what is missing; needs root (as on CI and the dev machines).
+# Chromium and a CJK font (viewer tests, screenshots). Installs only what is missing; needs root (as on CI and the dev machines).
 set -euo pipefail
-wanted=(postgresql-15 postgresql-15-postgis-3 chromium)
+wanted=(postgresql-15 postgresql-15-postgis-3 chromium fonts-wqy-microhei)
 missing=()
 for pkg in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

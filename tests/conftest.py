@@ -44,31 +44,40 @@ def write_contract(home: Path):
     return _write
 
 
-@pytest.fixture(scope="session")
-def published_demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """A small demo home built once per session: survey (2 planted conflicts per rule), imagery catalog with COGs
-    and CIM models ingested, and the one map published to gold. Treat it as read-only: set ONEMAP_HOME to it with
-    monkeypatch, or `shutil.copytree` it first when a test writes (STAC asset hrefs keep pointing at this copy)."""
+def publish_demo_region(home: Path, parcels: int, plant_conflicts: int, imagery_and_cim: bool = False):
+    """Generate a demo region into `home` (optionally with the imagery catalog and CIM models), ingest it and
+    publish the one map with the default engine; returns the generator's manifest and the publish outcome."""
     from lake.batch_ingest import ingest_landing
     from lake.demo_cim import write_demo_cim
     from lake.demo_imagery import write_demo_imagery
     from lake.demo_region import generate_demo_region
     from quality.wap import run_one_map
 
-    home = tmp_path_factory.mktemp("published_demo") / "home"
     mp = pytest.MonkeyPatch()
     mp.setenv("ONEMAP_HOME", str(home))
     mp.delenv("ONEMAP_LAKE", raising=False)
+    tables = ["districts", "parcels", "control_lines", "hazard_points", "buildings"]
     try:
-        manifest = generate_demo_region(home / "landing", parcels=1000, plant_conflicts=2)
-        write_demo_imagery(home / "landing")
-        write_demo_cim(home / "landing")
-        for table in ("districts", "parcels", "control_lines", "hazard_points", "buildings", "stac_items"):
+        manifest = generate_demo_region(home / "landing", parcels=parcels, plant_conflicts=plant_conflicts)
+        if imagery_and_cim:
+            write_demo_imagery(home / "landing")
+            write_demo_cim(home / "landing")
+            tables.append("stac_items")
+        for table in tables:
             failed = [r for r in ingest_landing(table) if r.status == "failed"]
             assert not failed, failed
-        outcome = run_one_map()
+        return manifest, run_one_map()
     finally:
         mp.undo()
+
+
+@pytest.fixture(scope="session")
+def published_demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A small demo home built once per session: survey (2 planted conflicts per rule), imagery catalog with COGs
+    and CIM models ingested, and the one map published to gold. Treat it as read-only: set ONEMAP_HOME to it with
+    monkeypatch, or `shutil.copytree` it first when a test writes (STAC asset hrefs keep pointing at this copy)."""
+    home = tmp_path_factory.mktemp("published_demo") / "home"
+    manifest, outcome = publish_demo_region(home, parcels=1000, plant_conflicts=2, imagery_and_cim=True)
     return {"home": home, "manifest": manifest, "build_id": outcome.build_id}
 
 
@@ -105,22 +114,9 @@ def planted_region_published(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     Tests that build again copy it (`copy_home`) so each keeps its own lake.
     """
-    from lake.batch_ingest import ingest_landing
-    from lake.demo_region import generate_demo_region
-    from quality.wap import run_one_map
-
     home = tmp_path_factory.mktemp("planted") / "home"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ONEMAP_HOME", str(home))
-    mp.delenv("ONEMAP_LAKE", raising=False)
-    try:
-        manifest = generate_demo_region(home / "landing", parcels=400, plant_conflicts=3)
-        (home / "planted.json").write_text(json.dumps(manifest.planted_conflicts, default=str), encoding="utf-8")
-        for table in ("districts", "parcels", "control_lines", "hazard_points", "buildings"):
-            assert not [r for r in ingest_landing(table) if r.status == "failed"]
-        run_one_map()
-    finally:
-        mp.undo()
+    manifest, _ = publish_demo_region(home, parcels=400, plant_conflicts=3)
+    (home / "planted.json").write_text(json.dumps(manifest.planted_conflicts, default=str), encoding="utf-8")
     return home
 
 
