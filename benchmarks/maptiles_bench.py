@@ -33,7 +33,7 @@ import shapely
 ZOOMS = (8, 11, 14)
 
 
-def _publish_parcels_as_gold() -> str:
+def publish_parcels_as_gold() -> str:
     """gold/one_map_parcels from the synthetic silver parcels, then a `published` row naming its version."""
     from lake import delta_io
     from lake.domain import land_classes
@@ -88,7 +88,7 @@ def bench(parcels: int, tiles: int, points: int, seed: int = 0) -> dict:
 
     t = time.perf_counter()
     generate(parcels)
-    build_id = _publish_parcels_as_gold()
+    build_id = publish_parcels_as_gold()
     n = delta_io.read_table(PARCELS, ["parcel_id"]).num_rows
     print(f"== {n:,} parcels (generated and published in {time.perf_counter() - t:.0f} s; home {home})", flush=True)
     out: dict = {"parcels": n, "build_id": build_id}

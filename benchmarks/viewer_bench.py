@@ -39,7 +39,7 @@ def publish_no_conflicts() -> None:
 
 def build_home(home: Path, buildings: int, parcels: int) -> dict:
     """A lake with `parcels` parcels published to gold and `buildings` synthetic buildings, twin tiles built."""
-    from benchmarks.maptiles_bench import _publish_parcels_as_gold
+    from benchmarks.maptiles_bench import publish_parcels_as_gold
     from benchmarks.onemap_bench import generate
     from benchmarks.tiles_bench import synthetic_buildings
     from lake import delta_io
@@ -53,7 +53,7 @@ def build_home(home: Path, buildings: int, parcels: int) -> dict:
     steps: dict[str, float] = {}
     t = time.perf_counter()
     generate(parcels)
-    _publish_parcels_as_gold()
+    publish_parcels_as_gold()
     publish_no_conflicts()
     steps["parcels_generated_s"] = time.perf_counter() - t
     t = time.perf_counter()

@@ -97,12 +97,11 @@ def terrain_tile(request: Request, path: str) -> Response:
 
 
 def maptiles_module() -> Any:
+    """The map-tile package, imported on first use (rio-tiler and rasterio take seconds to import)."""
     try:
         import twin_viewer.maptiles as maptiles
     except ImportError as exc:
         raise ApiError(404, f"map tiles are not available in this installation ({exc})") from exc
-    if not hasattr(maptiles, "overlay_tile"):  # the folder exists but the package is not complete yet
-        raise ApiError(404, "map tiles are not available in this installation")
     return maptiles
 
 
