@@ -100,11 +100,12 @@ def twin(tmp_path_factory: pytest.TempPathFactory) -> dict:
     _write_gk_ifc(home / "landing" / "cim" / "gk_zone36_huge.ifc")
     for table in ("districts", "buildings", "stac_items"):
         assert all(r.status == "ingested" for r in ingest_landing(table)), table
-    survey = [r["building_id"] for r in delta_io.read_table(BUILDINGS, columns=["building_id", "source_format"])
-              .to_pylist() if r["source_format"] == "FileGDB"]
-    _plant_degenerate_mesh(survey[0])
+    # the planted 10 m box stands at its building's bbox centre: take the largest survey footprint, which holds it
+    survey = max((r for r in delta_io.read_table(BUILDINGS, columns=["building_id", "source_format", "area_m2"])
+                  .to_pylist() if r["source_format"] == "FileGDB"), key=lambda r: (r["area_m2"], r["building_id"]))
+    _plant_degenerate_mesh(survey["building_id"])
     manifest = build_twin(current_settings())
-    yield {"home": home, "manifest": manifest, "twin": home / "twin", "planted_mesh": survey[0]}
+    yield {"home": home, "manifest": manifest, "twin": home / "twin", "planted_mesh": survey["building_id"]}
     mp.undo()
 
 
