@@ -50,11 +50,13 @@ function softwareWebGL(scene) {
   return /swiftshader|llvmpipe|software/i.test(String(renderer));
 }
 
-// Half the pixels per frame, and let each frame process tile loads for up to 200 ms instead of CesiumJS's 5 ms:
-// with slow frames the default slice, not the network, decides how long the first view takes (measured: 61 s →
-// 27 s for 100k buildings and 1M parcels). `_loadQueueTimeSlice` is CesiumJS's own setting, not exposed on Globe.
+// Half the pixels per frame, coarser globe tiles (screen-space error 4), and let each frame process tile loads for
+// up to 200 ms instead of CesiumJS's 5 ms: with slow frames the default slice, not the network, decides how long
+// the first view takes (measured, 100k buildings and 1M parcels: 61 s → about 12 s). `_loadQueueTimeSlice` is
+// CesiumJS's own setting, not exposed on Globe.
 function tuneForSoftwareWebGL(viewer) {
   viewer.resolutionScale = 0.5;
+  viewer.scene.globe.maximumScreenSpaceError = 4;
   const surface = viewer.scene.globe._surface; // eslint-disable-line no-underscore-dangle
   if (surface && "_loadQueueTimeSlice" in surface) surface._loadQueueTimeSlice = 200; // eslint-disable-line
   twin.softwareWebGL = true;
