@@ -166,24 +166,16 @@ def write_citygml(path: Path, block: list[House]) -> None:
 def write_ifc(path: Path, block: list[House], seed: int = 0) -> None:
     """IFC4 with one IfcBuilding per house (storeys of four walls and a floor slab), georeferenced by an
     IfcMapConversion to EPSG:4545: the model origin sits at the first house, other houses are placed relative."""
-    f = ifcopenshell.api.project.create_file(version="IFC4")
-    project = ifcopenshell.api.root.create_entity(f, ifc_class="IfcProject", name="OneMap Twin demo BIM")
-    ifcopenshell.api.unit.assign_unit(f, units=[ifcopenshell.api.unit.add_si_unit(f, unit_type="LENGTHUNIT")])
-    model = ifcopenshell.api.context.add_context(f, context_type="Model")
-    body = ifcopenshell.api.context.add_context(f, context_type="Model", context_identifier="Body",
-                                                target_view="MODEL_VIEW", parent=model)
     origin = block[0]
-    ifcopenshell.api.georeference.add_georeferencing(f, name=DEMO_CRS)
     angle = math.radians(origin.angle_deg)
-    ifcopenshell.api.georeference.edit_georeferencing(
-        f, projected_crs={"Name": DEMO_CRS, "Description": "CGCS2000 / 3-degree Gauss-Kruger CM 108E",
-                          "VerticalDatum": "Yellow Sea 1985"},
+    f, body, site = ifc_site(
+        "OneMap Twin demo BIM", "渝中区 demo site",
+        projected_crs={"Name": DEMO_CRS, "Description": "CGCS2000 / 3-degree Gauss-Kruger CM 108E",
+                       "VerticalDatum": "Yellow Sea 1985"},
         coordinate_operation={"Eastings": origin.east, "Northings": origin.north, "OrthogonalHeight": origin.ground,
                               "XAxisAbscissa": math.cos(angle), "XAxisOrdinate": math.sin(angle), "Scale": 1.0})
-    site = ifcopenshell.api.root.create_entity(f, ifc_class="IfcSite", name="渝中区 demo site")
-    ifcopenshell.api.aggregate.assign_object(f, relating_object=project, products=[site])
     for house in block:
-        _ifc_building(f, body, site, house, origin)
+        ifc_building(f, body, site, house, origin)
     for rel in f.by_type("IfcRelAggregates"):  # the api collects members in sets: fix their order
         rel.RelatedObjects = sorted(rel.RelatedObjects, key=lambda e: e.id())
     for rel in f.by_type("IfcRelContainedInSpatialStructure"):
@@ -194,8 +186,25 @@ def write_ifc(path: Path, block: list[House], seed: int = 0) -> None:
     f.write(str(path))
 
 
-def _ifc_building(f: ifcopenshell.file, body: ifcopenshell.entity_instance, site: ifcopenshell.entity_instance,
-                  house: House, origin: House) -> None:
+def ifc_site(project_name: str, site_name: str, projected_crs: dict, coordinate_operation: dict
+             ) -> tuple[ifcopenshell.file, ifcopenshell.entity_instance, ifcopenshell.entity_instance]:
+    """An IFC4 project in metres with a body context and one site, georeferenced by an IfcMapConversion."""
+    f = ifcopenshell.api.project.create_file(version="IFC4")
+    project = ifcopenshell.api.root.create_entity(f, ifc_class="IfcProject", name=project_name)
+    ifcopenshell.api.unit.assign_unit(f, units=[ifcopenshell.api.unit.add_si_unit(f, unit_type="LENGTHUNIT")])
+    model = ifcopenshell.api.context.add_context(f, context_type="Model")
+    body = ifcopenshell.api.context.add_context(f, context_type="Model", context_identifier="Body",
+                                                target_view="MODEL_VIEW", parent=model)
+    ifcopenshell.api.georeference.add_georeferencing(f, name=projected_crs["Name"])
+    ifcopenshell.api.georeference.edit_georeferencing(f, projected_crs=projected_crs,
+                                                      coordinate_operation=coordinate_operation)
+    site = ifcopenshell.api.root.create_entity(f, ifc_class="IfcSite", name=site_name)
+    ifcopenshell.api.aggregate.assign_object(f, relating_object=project, products=[site])
+    return f, body, site
+
+
+def ifc_building(f: ifcopenshell.file, body: ifcopenshell.entity_instance, site: ifcopenshell.entity_instance,
+                 house: House, origin: House) -> None:
     building = ifcopenshell.api.root.create_entity(f, ifc_class="IfcBuilding", name=f"渝中 {house.id}")
     building.ObjectType = "office"
     ifcopenshell.api.aggregate.assign_object(f, relating_object=site, products=[building])

@@ -14,12 +14,6 @@ import struct
 import subprocess
 from pathlib import Path
 
-import ifcopenshell.api.aggregate
-import ifcopenshell.api.context
-import ifcopenshell.api.georeference
-import ifcopenshell.api.project
-import ifcopenshell.api.root
-import ifcopenshell.api.unit
 import numpy as np
 import pyarrow as pa
 import pyproj
@@ -34,7 +28,7 @@ from scipy.interpolate import RegularGridInterpolator
 from lake import delta_io
 from lake.batch_ingest import ingest_landing
 from lake.demo import write_demo
-from lake.demo_cim import House, _ifc_building
+from lake.demo_cim import House, ifc_building, ifc_site
 from lake.registry import BUILDING_MESHES, BUILDINGS, STAC_ASSETS
 from lake.settings import REPO_ROOT, current_settings
 from twin_viewer.tiles import build_twin
@@ -53,22 +47,12 @@ def _write_gk_ifc(path: Path) -> None:
     """One building whose placement is in absolute zone-36 coordinates (easting ~36.5e6 m, northing ~3.27e6 m)
     with an IfcMapConversion of zero offset: the model's local coordinates are huge."""
     east, north = pyproj.Transformer.from_crs(4490, GK_ZONE_36, always_xy=True).transform(HUGE_LON, HUGE_LAT)
-    f = ifcopenshell.api.project.create_file(version="IFC4")
-    project = ifcopenshell.api.root.create_entity(f, ifc_class="IfcProject", name="GK zone 36 model")
-    ifcopenshell.api.unit.assign_unit(f, units=[ifcopenshell.api.unit.add_si_unit(f, unit_type="LENGTHUNIT")])
-    model = ifcopenshell.api.context.add_context(f, context_type="Model")
-    body = ifcopenshell.api.context.add_context(f, context_type="Model", context_identifier="Body",
-                                                target_view="MODEL_VIEW", parent=model)
-    ifcopenshell.api.georeference.add_georeferencing(f, name=GK_ZONE_36)
-    ifcopenshell.api.georeference.edit_georeferencing(
-        f, projected_crs={"Name": GK_ZONE_36}, coordinate_operation={
-            "Eastings": 0.0, "Northings": 0.0, "OrthogonalHeight": 0.0, "XAxisAbscissa": 1.0, "XAxisOrdinate": 0.0,
-            "Scale": 1.0})
-    site = ifcopenshell.api.root.create_entity(f, ifc_class="IfcSite", name="GK site")
-    ifcopenshell.api.aggregate.assign_object(f, relating_object=project, products=[site])
+    f, body, site = ifc_site("GK zone 36 model", "GK site", projected_crs={"Name": GK_ZONE_36}, coordinate_operation={
+        "Eastings": 0.0, "Northings": 0.0, "OrthogonalHeight": 0.0, "XAxisAbscissa": 1.0, "XAxisOrdinate": 0.0,
+        "Scale": 1.0})
     origin = House("origin", 0.0, 0.0, 0, 0, 0, 0, 0.0, 0.0, 1, "")
     house = House("GK-HUGE", east, north, 20.0, 12.0, 9.0, 12.0, 0.0, 300.0, 3, "office")
-    _ifc_building(f, body, site, house, origin)
+    ifc_building(f, body, site, house, origin)
     f.write(str(path))
 
 
