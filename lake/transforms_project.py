@@ -1,8 +1,12 @@
-"""The dbt project's location, its vars (lake URIs from the table registry) and an in-process dbt runner.
+"""The dbt project's location, its vars (lake URIs from the table registry) and a dbt runner.
 
-The dbt project lives in transforms/. dbt reads the silver tables through `delta_scan('<uri>')` with URIs passed as the `tables` var, so the registry
-stays the only place that knows lake paths. The marts are built into `$ONEMAP_HOME/onemap_build.duckdb`, the
-audit area of write–audit–publish; only the publish step writes gold/.
+The dbt project lives in transforms/. dbt reads the silver tables through `delta_scan('<uri>')` with URIs passed
+as the `tables` var, so the registry stays the only place that knows lake paths. The marts are built into
+`$ONEMAP_HOME/onemap_build.duckdb`, the audit area of write–audit–publish; only the publish step writes gold/.
+
+The districts an incremental build rebuilds are rows of the build database's `rebuild_districts` table, not a
+var: dbt re-parses the whole project whenever `--vars` change, so vars that stay the same for a home keep every
+build on partial parsing (a district rebuild is then mostly the districts' SQL, not dbt's start-up).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import sys
 from pathlib import Path
 
 from lake.delta_io import ensure_table
+from lake.duckdb_engine import connect
 from lake.errors import OnemapError
 from lake.registry import SILVER_TABLES
 from lake.settings import REPO_ROOT, current_settings
@@ -47,9 +52,9 @@ def configure_environment() -> None:
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 
 
-def dbt_vars(districts: list[str] | None = None) -> dict:
-    tables = {s.key: s.uri for s in SILVER_TABLES if s.name in SOURCE_TABLES}
-    return {"tables": tables, "districts": sorted(districts or [])}
+def dbt_vars() -> dict:
+    """The vars of every dbt invocation of this home (the same each time, see the module doc)."""
+    return {"tables": {s.key: s.uri for s in SILVER_TABLES if s.name in SOURCE_TABLES}}
 
 
 def ensure_sources() -> None:
@@ -58,9 +63,25 @@ def ensure_sources() -> None:
             ensure_table(spec)
 
 
-def dbt_build_args(districts: list[str] | None = None) -> list[str]:
-    """`dbt build` (seeds, models, tests); a whole-region build replaces the incremental models."""
-    args = ["build", "--vars", json.dumps(dbt_vars(districts))]
+def record_rebuilt_districts(districts: list[str] | None) -> None:
+    """Write the districts the next incremental build rebuilds (macro `district_filter` reads them)."""
+    build_database().parent.mkdir(parents=True, exist_ok=True)
+    con = connect(str(build_database()))
+    try:
+        con.execute("create or replace table rebuild_districts as select unnest(?::varchar[]) as district_code",
+                    [sorted(set(districts or []))])
+    finally:
+        con.close()
+
+
+def prepare_dbt_build(districts: list[str] | None = None) -> list[str]:
+    """Get the sources and the district list ready; return the `dbt build` arguments (seeds, models, tests).
+
+    A whole-region build (`districts` None or empty) replaces the incremental models (`--full-refresh`).
+    """
+    ensure_sources()
+    record_rebuilt_districts(districts)
+    args = ["build", "--vars", json.dumps(dbt_vars())]
     return args if districts else [*args, "--full-refresh"]
 
 
@@ -68,7 +89,8 @@ def run_dbt(args: list[str]) -> None:
     """Run dbt in a child process (as dagster-dbt does), so no DuckDB lock outlives it; raise naming failed nodes."""
     configure_environment()
     build_database().parent.mkdir(parents=True, exist_ok=True)
-    target = [] if args[0] == "parse" else ["--target-path", str(target_dir()), "--log-path", str(target_dir())]
+    target = [] if args[0] == "parse" else ["--target-path", str(target_dir()), "--log-path", str(target_dir()),
+                                            "--log-level-file", "info"]
     dbt = Path(sys.executable).parent / "dbt"
     run = subprocess.run([str(dbt), *args, "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
                           "--log-level", "warn", *target], capture_output=True, text=True, env=os.environ.copy())

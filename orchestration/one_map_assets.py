@@ -18,8 +18,8 @@ from lake.contracts import REGION_PARTITION
 from lake.domain import district_codes
 from quality.catalog import gate_rules
 from quality.wap import GateFailed, audit_and_publish, build_marts, new_build_id
-from lake.transforms_project import (PROJECT_DIR, build_database, configure_environment, dbt_build_args, ensure_manifest,
-                                ensure_sources, keep_run_results)
+from lake.transforms_project import (PROJECT_DIR, build_database, configure_environment, ensure_manifest,
+                                     keep_run_results, prepare_dbt_build)
 from orchestration.partitions import DISTRICT_PARTITIONS
 
 ONE_MAP_GROUP = "one_map"
@@ -54,8 +54,7 @@ def one_map_marts(context: AssetExecutionContext, dbt: DbtCliResource, one_map_e
         for key in TopologicalSorter({k: set(deps.get(k, ())) & selected for k in selected}).static_order():
             yield dg.MaterializeResult(asset_key=key, metadata={"engine": one_map_engine.engine})
         return
-    ensure_sources()
-    invocation = dbt.cli(dbt_build_args(rebuilt_districts(context.partition_keys)), context=context)
+    invocation = dbt.cli(prepare_dbt_build(rebuilt_districts(context.partition_keys)), context=context)
     yield from invocation.stream()
     keep_run_results(Path(invocation.target_path))
 

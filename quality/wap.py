@@ -15,8 +15,7 @@ from lake.publish import gold_versions, log_build, publish_marts
 from quality.gates import blocking_failures, run_gates
 from quality.report import write_report
 from quality.results import RuleResult
-from lake.transforms_project import (build_database, dbt_build_args, ensure_sources, keep_run_results, run_dbt,
-                                     target_dir)
+from lake.transforms_project import build_database, keep_run_results, prepare_dbt_build, run_dbt, target_dir
 
 
 class GateFailed(OnemapError):
@@ -57,8 +56,7 @@ def build_marts(districts: list[str] | None = None, engine: str = "duckdb") -> P
         from lake.spark_engine.build import build_marts_on_spark
 
         return build_marts_on_spark()
-    ensure_sources()
-    run_dbt(dbt_build_args(districts))
+    run_dbt(prepare_dbt_build(districts))
     return keep_run_results(target_dir())
 
 

@@ -6,10 +6,13 @@
 {%- endmacro %}
 
 {% macro district_filter(column) -%}
-    {#- Rows of the districts being rebuilt (var `districts`); every row on a whole-region build. -#}
-    {%- set districts = var('districts', []) -%}
-    {%- if districts -%}
-        {{ column }} in ({% for d in districts %}'{{ d }}'{% if not loop.last %}, {% endif %}{% endfor %})
+    {#-
+        Rows of the districts being rebuilt: on an incremental run, those listed in the build database's
+        rebuild_districts table (written by lake.transforms_project before each build, so the SQL and the vars
+        stay the same and dbt keeps partial parsing); every row on a whole-region (full-refresh) build.
+    -#}
+    {%- if is_incremental() -%}
+        {{ column }} in (select rebuild_districts.district_code from main.rebuild_districts)
     {%- else -%}
         true
     {%- endif -%}
