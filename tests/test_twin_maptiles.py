@@ -171,6 +171,24 @@ def test_control_lines_tile_outlines_a_line_and_outside_tiles_are_empty(demo: di
             assert empty.shape == (256, 256, 4) and not empty[..., 3].any()
 
 
+def test_composite_tile_draws_parcels_over_the_imagery(demo: dict) -> None:
+    tx, ty, _, _ = pixel_of(*YUZHONG, 13)
+    imagery = np.asarray(Image.open(io.BytesIO(maptiles.imagery_tile(13, tx, ty))).convert("RGBA")).astype(float)
+    parcels = np.asarray(Image.open(io.BytesIO(maptiles.overlay_tile("parcels", 13, tx, ty))).convert("RGBA"))
+    both = maptiles.map_tile(["parcels", "imagery"], 13, tx, ty)  # drawn imagery first whatever the order asked
+    assert both == maptiles.map_tile(["imagery", "parcels"], 13, tx, ty)
+    composite = np.asarray(Image.open(io.BytesIO(both)).convert("RGBA")).astype(float)
+    under = (imagery[..., 3] == 255) & (parcels[..., 3] == PALETTE["fill_alpha"])
+    assert under.mean() > 0.2
+    alpha = PALETTE["fill_alpha"] / 255  # "over": the parcel colour at its alpha on the opaque imagery
+    expected = parcels[..., :3][under] * alpha + imagery[..., :3][under] * (1 - alpha)
+    assert np.abs(composite[..., :3][under] - expected).max() <= 2 and (composite[..., 3][under] == 255).all()
+    assert list((demo["home"] / "twin" / "cache" / "composite" / "imagery,parcels").glob(f"*/13/{tx}/{ty}.png"))
+    assert maptiles.map_tile(["conflicts"], 13, tx, ty) == maptiles.overlay_tile("conflicts", 13, tx, ty)
+    with pytest.raises(KeyError, match="no map layer 'roads'"):
+        maptiles.map_tile(["imagery", "roads"], 13, tx, ty)
+
+
 def test_vector_layers(demo: dict) -> None:
     districts = maptiles.vector_layer("districts")
     assert len(districts["features"]) == 38

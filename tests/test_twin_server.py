@@ -113,12 +113,14 @@ def test_tiles_have_their_media_types_cache_headers_and_gzip(server: dict) -> No
 
 def test_map_tiles_are_png_and_an_unknown_overlay_is_404(server: dict) -> None:
     for path in ("/twin/overlay/parcels/8/203/105.png", "/twin/overlay/control_lines/8/203/105.png",
-                 "/twin/overlay/conflicts/8/203/105.png", "/twin/imagery/8/203/105.png", "/twin/imagery/3/0/0.png"):
+                 "/twin/overlay/conflicts/8/203/105.png", "/twin/imagery/8/203/105.png", "/twin/imagery/3/0/0.png",
+                 "/twin/overlay/imagery,parcels,control_lines,conflicts/8/203/105.png"):
         response = get(server, path)
         assert response.status_code == 200, (path, response.text[:200])
         assert response.headers["content-type"] in ("image/png", "image/jpeg")
         assert response.content[:4] in (b"\x89PNG", b"\xff\xd8\xff\xe0", b"\xff\xd8\xff\xdb")
-    for path in ("/twin/overlay/roads/8/203/105.png", "/twin/overlay/parcels/3/9/0.png",
+    for path in ("/twin/overlay/roads/8/203/105.png", "/twin/overlay/parcels,roads/8/203/105.png",
+                 "/twin/overlay/parcels/3/9/0.png",
                  "/twin/overlay/parcels/8/203/105.png?year=1900"):
         response = get(server, path)
         assert response.status_code == 404, path

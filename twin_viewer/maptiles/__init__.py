@@ -1,5 +1,6 @@
 """Map tiles and lookups for the twin viewer: STAC imagery tiles, overlay tiles (parcels by land class, conflicts,
-control lines), the parcel under a point, small vector layers, the land-class legend and the survey years.
+control lines), tiles of several of these composited, the parcel under a point, small vector layers, the
+land-class legend and the survey years.
 
 All coordinates the page receives are WGS84 lon/lat: the lake is CGCS2000 (EPSG:4490), treated as WGS84 at map
 scale (the two frames differ by centimetres). Tiles are 256×256 Web-Mercator XYZ (EPSG:3857).
@@ -7,6 +8,8 @@ scale (the two frames differ by centimetres). Tiles are 256×256 Web-Mercator XY
 
 from __future__ import annotations
 
+from twin_viewer.maptiles.composite import STACK as MAP_LAYERS
+from twin_viewer.maptiles.composite import map_tile
 from twin_viewer.maptiles.errors import TileAddressError, UnknownLayerError
 from twin_viewer.maptiles.imagery import imagery_tile
 from twin_viewer.maptiles.lakestate import current_state
@@ -22,5 +25,5 @@ def survey_years() -> list[int]:
     return _survey_years(current_state())
 
 
-__all__ = ["OVERLAY_LAYERS", "TileAddressError", "UnknownLayerError", "imagery_tile", "legend", "overlay_legend",
-           "overlay_tile", "parcel_at", "survey_years", "vector_layer", "warm"]
+__all__ = ["MAP_LAYERS", "OVERLAY_LAYERS", "TileAddressError", "UnknownLayerError", "imagery_tile", "legend",
+           "map_tile", "overlay_legend", "overlay_tile", "parcel_at", "survey_years", "vector_layer", "warm"]

@@ -26,7 +26,6 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 CESIUM_DIR = REPO_ROOT / "node_modules" / "cesium" / "Build" / "Cesium"
 QUIET_PREFIXES = ("/viewer/", "/twin/buildings/", "/twin/terrain/", "/twin/imagery/", "/twin/overlay/")
 TILE_MAX_AGE = 600
-OVERLAYS = ("parcels", "conflicts", "control_lines")
 
 router = APIRouter(include_in_schema=False)
 
@@ -135,15 +134,15 @@ def imagery_tile(z: int, x: int, y: int) -> Response:
     return _image(body if body is not None else transparent_png())
 
 
-@router.get("/twin/overlay/{layer}/{z}/{x}/{y}.png")
-def overlay_tile(layer: str, z: int, x: int, y: int, year: int | None = None) -> Response:
+@router.get("/twin/overlay/{layers}/{z}/{x}/{y}.png")
+def overlay_tile(layers: str, z: int, x: int, y: int, year: int | None = None) -> Response:
+    """One overlay (`parcels`) or several map layers composited into one tile (`imagery,parcels,conflicts`): the
+    page draws its visible map layers as one imagery layer."""
     _check_tile(z, x, y)
-    if layer not in OVERLAYS:
-        raise ApiError(404, f"no overlay {layer!r}; overlays are {', '.join(OVERLAYS)}")
     maptiles = maptiles_module()
     try:
-        body = maptiles.overlay_tile(layer, z, x, y, year=year)
+        body = maptiles.map_tile(layers.split(","), z, x, y, year=year)
     except (KeyError, ValueError) as exc:  # maptiles.UnknownLayerError (a year without parcels), TileAddressError
-        raise ApiError(404, f"no overlay tile {layer}/{z}/{x}/{y}" + (f" for {year}" if year else "") + f": {exc}") \
-            from exc
+        raise ApiError(404, f"no overlay tile {layers}/{z}/{x}/{y}" + (f" for {year}" if year else "") +
+                       f": {exc}") from exc
     return _image(body)

@@ -4,6 +4,9 @@ import { api } from "./api.js";
 
 const C = window.Cesium;
 export const PARCELS_MAX_HEIGHT = 60000; // metres above ground: parcels are drawn only when zoomed in this far
+// Map layers the server composites into one tile, bottom first (twin_viewer/maptiles/composite.py): the page
+// draws the visible ones as ONE imagery layer (in software WebGL each imagery layer costs every frame).
+const MAP_LAYERS = ["imagery", "parcels", "control_lines", "conflicts"];
 
 const HAZARD_COLOURS = { 特大型: "#b71c1c", 大型: "#e53935", 中型: "#fb8c00", 小型: "#fdd835" };
 
@@ -19,7 +22,7 @@ function hazardSymbol(colour) {
   return canvas;
 }
 
-function overlayProvider(path, rectangle) {
+function mapProvider(path, rectangle) {
   return new C.UrlTemplateImageryProvider({
     url: path, rectangle, minimumLevel: 0, maximumLevel: 18, tileWidth: 256, tileHeight: 256,
     hasAlphaChannel: true, credit: "OneMap Twin",
@@ -47,6 +50,8 @@ export class LayerSet {
     this.layers = new Map();
     this.tileset = null;
     this.terrainProvider = null;
+    this.mapLayer = null;
+    this.mapUrl = null;
     this.changed = new C.Event();
   }
 
@@ -63,12 +68,7 @@ export class LayerSet {
     const base = this.add(new Layer("base", "底图", "Natural Earth II"));
     base.apply = (v) => { viewer.imageryLayers.get(0).show = v; };
 
-    const imagery = this.add(new Layer("imagery", "遥感影像", "imagery (STAC)", { available: maps }));
-    if (maps) {
-      const layer = viewer.imageryLayers.addImageryProvider(
-        overlayProvider("/twin/imagery/{z}/{x}/{y}.png", this.region));
-      imagery.apply = (v) => { layer.show = v; };
-    }
+    this.addMapLayer("imagery", "遥感影像", "imagery (STAC)", { available: maps });
 
     const terrain = this.add(new Layer("terrain", "地形", "terrain (DEM)", {
       available: Boolean(manifest.terrain?.available), note: manifest.terrain?.warning ?? "",
@@ -80,22 +80,11 @@ export class LayerSet {
       };
     }
 
-    this.parcelsLayer = null;
-    const parcels = this.add(new Layer("parcels", "地块", "parcels by land class", {
+    this.addMapLayer("parcels", "地块", "parcels by land class", {
       available: maps, note: "放大后显示 · shown when zoomed in",
-    }));
-    parcels.apply = () => this.updateParcels();
-    if (maps) this.setYear(this.year);
-
-    for (const [id, zh, en] of [["control_lines", "三条控制线", "control lines"],
-      ["conflicts", "冲突图斑", "conflicts"]]) {
-      const entry = this.add(new Layer(id, zh, en, { available: maps }));
-      if (maps) {
-        const layer = viewer.imageryLayers.addImageryProvider(overlayProvider(`/twin/overlay/${id}/{z}/{x}/{y}.png`,
-          this.region));
-        entry.apply = (v) => { layer.show = v; };
-      }
-    }
+    });
+    this.addMapLayer("control_lines", "三条控制线", "control lines", { available: maps });
+    this.addMapLayer("conflicts", "冲突图斑", "conflicts", { available: maps });
 
     const buildings = this.add(new Layer("buildings", "建筑", "buildings (3D Tiles)", {
       available: Boolean(manifest.buildings?.tileset),
@@ -122,25 +111,29 @@ export class LayerSet {
     districts.apply = (v) => { districtSource.show = v; };
   }
 
+  addMapLayer(id, zh, en, options) {
+    this.add(new Layer(id, zh, en, options)).apply = () => this.updateMaps();
+  }
+
   setYear(year) {
     this.year = year;
-    if (this.parcelsLayer) this.viewer.imageryLayers.remove(this.parcelsLayer, true);
-    const query = year ? `?year=${year}` : "";
-    this.parcelsLayer = this.viewer.imageryLayers.addImageryProvider(
-      overlayProvider(`/twin/overlay/parcels/{z}/{x}/{y}.png${query}`, this.region));
-    const target = 2; // right above the base map and the imagery, under the control lines and conflicts
-    for (let i = this.viewer.imageryLayers.indexOf(this.parcelsLayer); i > target; i -= 1) {
-      this.viewer.imageryLayers.lower(this.parcelsLayer);
-    }
-    this.updateParcels();
+    this.updateMaps();
     this.changed.raiseEvent();
   }
 
-  // Parcels only when the user wants them and the camera is low enough to read them.
-  updateParcels() {
-    if (!this.parcelsLayer) return;
-    const height = this.viewer.camera.positionCartographic.height;
-    this.parcelsLayer.show = Boolean(this.get("parcels")?.wanted) && height < PARCELS_MAX_HEIGHT;
+  // The visible map layers as one composited imagery layer above the base map, replaced when the set (or the
+  // survey year of the parcels in it) changes; parcels only when the camera is low enough to read them.
+  updateMaps() {
+    const low = this.viewer.camera.positionCartographic.height < PARCELS_MAX_HEIGHT;
+    const ids = MAP_LAYERS.filter((id) => this.get(id)?.wanted && this.get(id).available &&
+      (id !== "parcels" || low));
+    const query = ids.includes("parcels") && this.year ? `?year=${this.year}` : "";
+    const url = ids.length ? `/twin/overlay/${ids.join(",")}/{z}/{x}/{y}.png${query}` : null;
+    if (url === this.mapUrl) return;
+    if (this.mapLayer) this.viewer.imageryLayers.remove(this.mapLayer, true);
+    this.mapUrl = url;
+    this.mapLayer = url ? this.viewer.imageryLayers.addImageryProvider(mapProvider(url, this.region), 1) : null;
+    this.viewer.scene.requestRender();
   }
 
   async hazardSource() {

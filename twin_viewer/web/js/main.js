@@ -54,8 +54,13 @@ function softwareWebGL(scene) {
 // up to 200 ms instead of CesiumJS's 5 ms: with slow frames the default slice, not the network, decides how long
 // the first view takes (measured, 100k buildings and 1M parcels: 61 s → about 12 s). `_loadQueueTimeSlice` is
 // CesiumJS's own setting, not exposed on Globe.
+// The first view waits for a chain of frames (terrain upsampled level by level, then imagery), each drawn by
+// SwiftShader: the sky and ground atmosphere were about half of a frame's cost, so a plain sky colour instead.
 function tuneForSoftwareWebGL(viewer) {
   viewer.resolutionScale = 0.5;
+  viewer.scene.skyAtmosphere.show = false;
+  viewer.scene.globe.showGroundAtmosphere = false;
+  viewer.scene.backgroundColor = C.Color.fromCssColorString("#24466b");
   viewer.scene.globe.maximumScreenSpaceError = 4;
   const surface = viewer.scene.globe._surface; // eslint-disable-line no-underscore-dangle
   if (surface && "_loadQueueTimeSlice" in surface) surface._loadQueueTimeSlice = 200; // eslint-disable-line
@@ -309,7 +314,7 @@ async function main() {
     year: layers.year, tab: twin.tab });
   twin.onViewChange = remember;
   viewer.camera.moveEnd.addEventListener(remember);
-  viewer.camera.changed.addEventListener(() => layers.updateParcels());
+  viewer.camera.changed.addEventListener(() => layers.updateMaps());
   layers.changed.addEventListener(remember);
   $("permalink").addEventListener("click", async () => {
     remember();
