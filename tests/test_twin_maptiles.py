@@ -189,6 +189,21 @@ def test_composite_tile_draws_parcels_over_the_imagery(demo: dict) -> None:
         maptiles.map_tile(["imagery", "roads"], 13, tx, ty)
 
 
+def test_warm_renders_the_default_view_and_a_request_reads_it_from_the_cache(demo_copy: Path) -> None:
+    from twin_viewer.maptiles.default_view import TARGET, VIEW_ZOOMS
+
+    figures = maptiles.warm()
+    z = VIEW_ZOOMS[-1]
+    tx, ty, _, _ = pixel_of(TARGET["lon"], TARGET["lat"], z)
+    folder = demo_copy / "twin" / "cache" / "composite" / ",".join(maptiles.MAP_LAYERS)
+    (cached,) = folder.glob(f"*/{z}/{tx}/{ty}.png")
+    assert figures["tiles"] >= len(VIEW_ZOOMS) and figures["seconds"] > 0
+    marker = io.BytesIO()
+    Image.new("RGBA", (256, 256), (1, 2, 3, 4)).save(marker, format="PNG")
+    cached.write_bytes(marker.getvalue())  # what a request returns now can only come from the cache
+    assert maptiles.map_tile(maptiles.MAP_LAYERS, z, tx, ty, year=maptiles.survey_years()[-1]) == marker.getvalue()
+
+
 def test_vector_layers(demo: dict) -> None:
     districts = maptiles.vector_layer("districts")
     assert len(districts["features"]) == 38

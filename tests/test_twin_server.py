@@ -216,6 +216,22 @@ def test_manifest_layers_and_legend(server: dict) -> None:
     assert all({"code", "name", "color"} <= set(e) for e in legend)
 
 
+
+def test_warm_up_renders_the_default_view_and_its_tile_requests_are_cache_hits(server: dict) -> None:
+    import twin_viewer.maptiles as maptiles
+
+    defaults = get(server, "/viewer/defaults.json").json()
+    assert defaults == {"target": maptiles.DEFAULT_TARGET, "map_layers": list(maptiles.MAP_LAYERS)}
+    assert maptiles.warm()["tiles"] > 0
+    year = get(server, "/twin/api/manifest").json()["survey_years"][-1]  # what the page opens on
+    layers = ",".join(defaults["map_layers"])
+    cached = sorted((server["twin"] / "cache" / "composite" / layers).glob("*/17/*/*.png"))
+    assert cached  # the target's block at the finest view zoom has tiles with several layers drawn
+    x, y = cached[0].parent.name, cached[0].stem
+    tile = get(server, f"/twin/overlay/{layers}/17/{x}/{y}.png?year={year}")
+    assert tile.status_code == 200 and tile.content == cached[0].read_bytes()
+
+
 # --- the rest of the app -------------------------------------------------------------------------------------
 def test_browsers_go_to_the_viewer_and_json_clients_keep_the_landing_page(server: dict) -> None:
     browser = get(server, "/", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from twin_viewer.maptiles.composite import STACK as MAP_LAYERS
 from twin_viewer.maptiles.composite import map_tile
+from twin_viewer.maptiles.default_view import TARGET as DEFAULT_TARGET
+from twin_viewer.maptiles.default_view import warm
 from twin_viewer.maptiles.errors import TileAddressError, UnknownLayerError
 from twin_viewer.maptiles.imagery import imagery_tile
 from twin_viewer.maptiles.lakestate import current_state
 from twin_viewer.maptiles.lakestate import survey_years as _survey_years
 from twin_viewer.maptiles.overlays import LAYERS as OVERLAY_LAYERS
-from twin_viewer.maptiles.overlays import overlay_tile, parcel_at, warm
+from twin_viewer.maptiles.overlays import overlay_tile, parcel_at
 from twin_viewer.maptiles.styles import legend, overlay_legend
 from twin_viewer.maptiles.vectors import vector_layer
 
@@ -25,5 +27,5 @@ def survey_years() -> list[int]:
     return _survey_years(current_state())
 
 
-__all__ = ["MAP_LAYERS", "OVERLAY_LAYERS", "TileAddressError", "UnknownLayerError", "imagery_tile", "legend",
+__all__ = ["DEFAULT_TARGET", "MAP_LAYERS", "OVERLAY_LAYERS", "TileAddressError", "UnknownLayerError", "imagery_tile", "legend",
            "map_tile", "overlay_legend", "overlay_tile", "parcel_at", "survey_years", "vector_layer", "warm"]

@@ -72,3 +72,15 @@ def lonlat_to_tile(lon: float, lat: float, z: int) -> tuple[int, int]:
     size = 2 * HALF_WORLD / 2 ** z
     n = 2 ** z
     return (min(n - 1, int((float(x) + HALF_WORLD) // size)), min(n - 1, int((HALF_WORLD - float(y)) // size)))
+
+
+def tiles_covering(extent: tuple[float, float, float, float], z: int) -> list[tuple[int, int, int]]:
+    """Every XYZ tile of zoom z that meets `extent` (xmin, ymin, xmax, ymax in Web-Mercator metres)."""
+    size, n = 2 * HALF_WORLD / 2 ** z, 2 ** z
+
+    def clamp(v: float) -> int:
+        return min(n - 1, max(0, int(v // size)))
+
+    x0, x1 = clamp(extent[0] + HALF_WORLD), clamp(extent[2] + HALF_WORLD)
+    y0, y1 = clamp(HALF_WORLD - extent[3]), clamp(HALF_WORLD - extent[1])
+    return [(z, x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)]

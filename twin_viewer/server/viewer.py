@@ -9,6 +9,7 @@ audited (a page load fetches hundreds of tiles; the audit trail is for data acce
 from __future__ import annotations
 
 import io
+import json
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -49,10 +50,11 @@ def install(app: FastAPI) -> None:
 
 
 def warm_up() -> None:
-    """Import the map-tile stack (rio-tiler, rasterio, Pillow) and read the published build once at server start, so
-    the first page does not wait seconds for its first answer; nothing published yet is fine here."""
+    """Import the map-tile stack (rio-tiler, rasterio, Pillow), build the overlay indexes and render the default view's
+    map tiles at server start (cache hits when a publish already did), so the first page does not wait for them;
+    nothing published yet is fine here."""
     try:
-        maptiles_module().survey_years()
+        maptiles_module().warm()
     except (ApiError, OnemapError):
         pass
 
@@ -71,6 +73,15 @@ def viewer_page(request: Request) -> Response:
     response = file_response(request, WEB_DIR, "index.html", max_age=0)
     response.headers["Cache-Control"] = "no-cache"
     return response
+
+
+@router.get("/viewer/defaults.json")
+def viewer_defaults() -> Response:
+    """What the page opens on without a permalink, defined once in twin_viewer.maptiles (whose warm-up renders that
+    view's tiles): the camera target and the composited map layers in drawing order (all shown by default)."""
+    maptiles = maptiles_module()
+    return Response(json.dumps({"target": maptiles.DEFAULT_TARGET, "map_layers": list(maptiles.MAP_LAYERS)}),
+                    media_type="application/json", headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/viewer/cesium/{path:path}")

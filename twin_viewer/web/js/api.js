@@ -13,6 +13,7 @@ export async function getJson(path) {
 
 export const api = {
   manifest: () => getJson("/twin/api/manifest"),
+  defaults: () => getJson("/viewer/defaults.json"),
   districts: () => getJson("/twin/api/districts"),
   indicators: () => getJson("/twin/api/indicators"),
   conflicts: (limit = 200) => getJson(`/twin/api/conflicts?limit=${limit}`),

@@ -4,9 +4,6 @@ import { api } from "./api.js";
 
 const C = window.Cesium;
 export const PARCELS_MAX_HEIGHT = 60000; // metres above ground: parcels are drawn only when zoomed in this far
-// Map layers the server composites into one tile, bottom first (twin_viewer/maptiles/composite.py): the page
-// draws the visible ones as ONE imagery layer (in software WebGL each imagery layer costs every frame).
-const MAP_LAYERS = ["imagery", "parcels", "control_lines", "conflicts"];
 
 const HAZARD_COLOURS = { 特大型: "#b71c1c", 大型: "#e53935", 中型: "#fb8c00", 小型: "#fdd835" };
 
@@ -42,9 +39,12 @@ class Layer {
 }
 
 export class LayerSet {
-  constructor(viewer, manifest, { year, region }) {
+  // mapLayers: the layers the server composites into one tile, bottom first (/viewer/defaults.json); the page
+  // draws the visible ones as ONE imagery layer (in software WebGL each imagery layer costs every frame).
+  constructor(viewer, manifest, { year, region, mapLayers }) {
     this.viewer = viewer;
     this.manifest = manifest;
+    this.mapLayers = mapLayers;
     this.year = year;
     this.region = region;
     this.layers = new Map();
@@ -125,7 +125,7 @@ export class LayerSet {
   // survey year of the parcels in it) changes; parcels only when the camera is low enough to read them.
   updateMaps() {
     const low = this.viewer.camera.positionCartographic.height < PARCELS_MAX_HEIGHT;
-    const ids = MAP_LAYERS.filter((id) => this.get(id)?.wanted && this.get(id).available &&
+    const ids = this.mapLayers.filter((id) => this.get(id)?.wanted && this.get(id).available &&
       (id !== "parcels" || low));
     const query = ids.includes("parcels") && this.year ? `?year=${this.year}` : "";
     const url = ids.length ? `/twin/overlay/${ids.join(",")}/{z}/{x}/{y}.png${query}` : null;

@@ -9,10 +9,6 @@ import { cameraView, readHash, setCamera, writeHash } from "./permalink.js";
 
 const C = window.Cesium;
 const $ = (id) => document.getElementById(id);
-// Without a permalink: 渝中 from the south-west, looking at where the demo's BIM/CIM models stand.
-const DEFAULT_TARGET = { lon: 106.5699, lat: 29.5596, range: 650, heading: 20, pitch: -50 };
-const DEFAULT_LAYERS = ["base", "imagery", "terrain", "parcels", "control_lines", "conflicts", "buildings", "hazards",
-  "districts"];
 const HIGHLIGHT = C.Color.fromCssColorString("#ffd54f");
 
 const twin = {
@@ -267,18 +263,20 @@ async function main() {
   const hash = readHash();
   if (hash.view) setCamera(viewer.camera, hash.view);
 
-  const manifest = await api.manifest();
+  // Without a permalink the page opens on the server's default view (its map tiles are rendered at server start)
+  // with every layer shown.
+  const [manifest, defaults] = await Promise.all([api.manifest(), api.defaults()]);
   mark("manifest");
   const years = manifest.survey_years ?? [];
   const year = years.includes(hash.year) ? hash.year : years.at(-1);
   const region = manifest.region ? C.Rectangle.fromDegrees(manifest.region.west, manifest.region.south,
     manifest.region.east, manifest.region.north) : undefined;
-  const layers = new LayerSet(viewer, manifest, { year, region });
+  const layers = new LayerSet(viewer, manifest, { year, region, mapLayers: defaults.map_layers });
   twin.layers = layers;
   await layers.build();
   mark("layers");
-  if (!hash.view) await lookAtGround(viewer, layers.terrainProvider, DEFAULT_TARGET);
-  layers.applyAll(hash.layers ?? DEFAULT_LAYERS);
+  if (!hash.view) await lookAtGround(viewer, layers.terrainProvider, defaults.target);
+  layers.applyAll(hash.layers);
   layers.renderTree($("layer-tree"));
   trackReadiness(viewer, layers);
 
