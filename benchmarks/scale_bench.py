@@ -10,7 +10,8 @@ JVM, Python workers, dbt), sampled every 0.2 s. The engines' totals per control 
 
     python -m benchmarks.scale_bench [--sizes 100000 1000000 5000000] [--engines duckdb spark1 spark2]
 
-Results are merged by size into benchmarks/results/scale_bench.json.
+Results are merged by size and engine into benchmarks/results/scale_bench.json, so engines can be measured
+in separate runs; every engine's figures of a size must agree with the others'.
 """
 
 from __future__ import annotations
@@ -87,7 +88,6 @@ def bench(n: int, engines: list[str]) -> dict:
             result[name] = answer
             print(f"{n:>9,} {name:<7} {answer['seconds']:8.1f} s  peak {peak:8.0f} MiB  "
                   f"{answer['parcels_per_s_per_core']:9.0f} parcels/s/core", flush=True)
-        _check_agreement(result, engines)
         return result
 
 
@@ -112,7 +112,10 @@ def main() -> None:
     print(f"{'parcels':>9} {'engine':<7} {'time':>10}  {'peak memory':>17}  {'throughput':>20}")
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     for n in args.sizes:
-        results[str(n)] = bench(n, args.engines)
+        # merged with the earlier runs of this size (same seed, same region): every engine must agree with them
+        merged = results.get(str(n), {}) | bench(n, args.engines)
+        _check_agreement(merged, [name for name in ENGINES if name in merged])
+        results[str(n)] = merged
         RESULTS.parent.mkdir(exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=2, default=str))
 
