@@ -1,4 +1,4 @@
-"""The page's first view, defined once here: its camera target (the page reads it from /twin/api/manifest), its
+"""The page's first view, defined once here: its camera target (the page reads it from /viewer/defaults.json), its
 map layer (all of STACK composited, parcels of the latest survey year) and the tiles it asks for, which warm()
 renders into the tile caches ahead of the first page (same code, same cache keys as a request).
 
