@@ -9,7 +9,8 @@ Same synthetic region, same run, three engines:
   (ST_Subdivide(64) pieces, GiST indexes, ANALYZE, parallel plans); the plan used is printed;
 - SedonaDB 0.5.0 and DuckDB on the planar variant (planar ST_Area over the same pieces).
 Each engine's totals per control-line type must agree within 0.01%. Engines run in child processes so each
-peak RSS is its own (for PostGIS that is the client; the server runs as its own processes).
+peak RSS is its own (the sum over the child's process tree; for PostGIS that is the client, the server runs as its
+own processes).
 
     python -m benchmarks.onemap_bench [--sizes 100000 1000000]
 """
@@ -19,9 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import shapely
+
+from benchmarks.process_peak import run_measured
 
 LINE_TYPES = ("ecological_red_line", "permanent_basic_farmland", "urban_development_boundary")
 CODES = np.array(["0101", "0103", "0201", "0301", "0305", "0404", "0701", "0702", "0601", "1003", "1101", "1103"])
@@ -265,15 +265,9 @@ ENGINES = {"duckdb_dbt": lambda a: engine_duckdb_dbt(None), "duckdb_incremental"
 
 
 def _child(engine: str, home: Path, arg: list[str] | None = None, n: int = 0) -> dict:
-    cmd = [sys.executable, "-m", "benchmarks.onemap_bench", "--engine", engine, "--n", str(n),
-           "--arg", json.dumps(arg)]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    run = subprocess.run(cmd, env={**os.environ, "ONEMAP_HOME": str(home)}, capture_output=True, text=True)
-    if run.returncode != 0:
-        raise RuntimeError(f"{engine} failed: {run.stderr[-3000:]}")
-    result = json.loads(run.stdout.strip().splitlines()[-1])
-    result["peak_rss_mb"] = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before) / 1024
-    return result
+    result, peak = run_measured(["benchmarks.onemap_bench", "--engine", engine, "--n", str(n), "--arg", json.dumps(arg)],
+                                {**os.environ, "ONEMAP_HOME": str(home)})
+    return result | {"peak_rss_mb": peak * 2**20 / 1e6}
 
 
 def _agree(a: dict, b: dict) -> float:

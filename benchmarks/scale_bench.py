@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import psutil
+from benchmarks.process_peak import run_measured
 
 ENGINES = {"duckdb": ("duckdb", 2), "spark1": ("spark", 1), "spark2": ("spark", 2)}
 RESULTS = Path(__file__).resolve().parent / "results" / "scale_bench.json"
@@ -49,30 +49,6 @@ def run_build(engine: str) -> dict:
                        "urban_development_boundary": urban}}
 
 
-def _tree_rss(process: psutil.Process) -> int:
-    total = 0
-    for p in [process, *process.children(recursive=True)]:
-        try:
-            total += p.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
-
-
-def measured(args: list[str], env: dict) -> tuple[dict, float]:
-    """Run a child, sampling its process tree's RSS; return its JSON answer and the peak in MiB."""
-    child = subprocess.Popen([sys.executable, "-m", "benchmarks.scale_bench", *args], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    process, peak = psutil.Process(child.pid), 0
-    while child.poll() is None:
-        peak = max(peak, _tree_rss(process))
-        time.sleep(0.2)
-    output = child.stdout.read() if child.stdout else ""
-    if child.returncode != 0:
-        raise RuntimeError(f"{args} failed with exit code {child.returncode}")
-    return json.loads(output.strip().splitlines()[-1]), peak / 2**20
-
-
 def bench(n: int, engines: list[str]) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"scale-{n}-") as folder:
         env = {**os.environ, "ONEMAP_HOME": folder, "ONEMAP_SPARK_DRIVER_MEMORY": "4g"}
@@ -82,7 +58,8 @@ def bench(n: int, engines: list[str]) -> dict:
         result: dict = {"parcels": n}
         for name in engines:
             engine, cores = ENGINES[name]
-            answer, peak = measured(["--run", engine], {**env, "ONEMAP_SPARK_CORES": str(cores)})
+            answer, peak = run_measured(["benchmarks.scale_bench", "--run", engine],
+                                        {**env, "ONEMAP_SPARK_CORES": str(cores)})
             answer |= {"cores": cores, "peak_mib": round(peak), "parcels_per_s_per_core":
                        answer["parcels"] / answer["seconds"] / cores}
             result[name] = answer
