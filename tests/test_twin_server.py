@@ -216,7 +216,6 @@ def test_manifest_layers_and_legend(server: dict) -> None:
     assert all({"code", "name", "color"} <= set(e) for e in legend)
 
 
-
 def test_warm_up_renders_the_default_view_and_its_tile_requests_are_cache_hits(server: dict) -> None:
     import twin_viewer.maptiles as maptiles
 
@@ -228,8 +227,14 @@ def test_warm_up_renders_the_default_view_and_its_tile_requests_are_cache_hits(s
     cached = sorted((server["twin"] / "cache" / "composite" / layers).glob("*/17/*/*.png"))
     assert cached  # the target's block at the finest view zoom has tiles with several layers drawn
     x, y = cached[0].parent.name, cached[0].stem
-    tile = get(server, f"/twin/overlay/{layers}/17/{x}/{y}.png?year={year}")
-    assert tile.status_code == 200 and tile.content == cached[0].read_bytes()
+    rendered = cached[0].read_bytes()
+    marker = rendered + b"cached"  # a request can only answer this from the cache file
+    cached[0].write_bytes(marker)
+    try:
+        tile = get(server, f"/twin/overlay/{layers}/17/{x}/{y}.png?year={year}")
+    finally:
+        cached[0].write_bytes(rendered)
+    assert tile.status_code == 200 and tile.content == marker
 
 
 # --- the rest of the app -------------------------------------------------------------------------------------
