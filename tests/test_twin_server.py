@@ -111,6 +111,23 @@ def test_tiles_have_their_media_types_cache_headers_and_gzip(server: dict) -> No
     assert again.status_code == 304 and not again.content
 
 
+def test_terrain_below_the_built_levels_is_cut_on_request_and_only_where_layer_json_declares_it(server: dict) -> None:
+    terrain = server["twin"] / "terrain"
+    layer = httpx.get(server["url"] + "/twin/terrain/layer.json").json()
+    deepest = layer["available"][-1][0]
+    path = f"/twin/terrain/{layer['maxzoom']}/{deepest['startX']}/{deepest['startY']}.terrain"
+    assert not (terrain / path.removeprefix("/twin/terrain/")).exists()
+    status, body = raw_get(server["url"], path, {"Accept-Encoding": "gzip"})
+    assert status == 200 and len(gzip.decompress(body)) > 88  # header (88 bytes) and the mesh after it
+    response = get(server, path)
+    assert response.headers["content-type"] == "application/vnd.quantized-mesh" and response.headers["etag"]
+    assert get(server, path, headers={"If-None-Match": response.headers["etag"]}).status_code == 304
+    for outside in (f"{layer['maxzoom']}/{deepest['endX'] + 1}/{deepest['startY']}.terrain",
+                    f"{layer['maxzoom'] + 1}/0/0.terrain", f"{layer['maxzoom']}/x/0.terrain"):
+        response = get(server, f"/twin/terrain/{outside}")
+        assert response.status_code == 404 and outside in response.json()["description"], outside
+
+
 def test_map_tiles_are_png_and_an_unknown_overlay_is_404(server: dict) -> None:
     for path in ("/twin/overlay/parcels/8/203/105.png", "/twin/overlay/control_lines/8/203/105.png",
                  "/twin/overlay/conflicts/8/203/105.png", "/twin/imagery/8/203/105.png", "/twin/imagery/3/0/0.png",

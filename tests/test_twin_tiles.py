@@ -5,6 +5,7 @@ in Gauss–Krüger coordinates with the zone prefix as its local coordinates, a 
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import math
@@ -33,6 +34,7 @@ from lake.registry import BUILDING_MESHES, BUILDINGS, STAC_ASSETS
 from lake.settings import REPO_ROOT, current_settings
 from twin_viewer.tiles import build_twin
 from twin_viewer.tiles.dem import find_dem_href
+from twin_viewer.tiles.terrain import SERVED_MAX_LEVEL, deep_tile
 
 SCHEMAS = Path(os.environ.get("ONEMAP_SCHEMAS", REPO_ROOT.parent / "shared" / "schemas"))
 VALIDATOR_SCRIPT = REPO_ROOT / "twin_viewer" / "tiles" / "validate_glb.mjs"
@@ -396,22 +398,31 @@ def decode_terrain(data: bytes) -> dict:
             "rest": len(data) - offset}
 
 
-def test_layer_json_availability_matches_the_files(twin: dict) -> None:
+def test_layer_json_availability_matches_the_files_and_the_deep_levels(twin: dict) -> None:
     terrain = twin["twin"] / "terrain"
     assert twin["manifest"]["terrain"] == {"available": True, "layer": "terrain/layer.json", "warning": None}
     layer = json.loads((terrain / "layer.json").read_text())
     assert layer["format"] == "quantized-mesh-1.0" and layer["scheme"] == "tms" and layer["projection"] == "EPSG:4326"
-    expected = {(z, x, y) for z, ranges in enumerate(layer["available"]) for r in ranges
+    declared = {(z, x, y) for z, ranges in enumerate(layer["available"]) for r in ranges
                 for x in range(r["startX"], r["endX"] + 1) for y in range(r["startY"], r["endY"] + 1)}
     files = {tuple(int(p) for p in f.relative_to(terrain).with_suffix("").parts) for f in terrain.rglob("*.terrain")}
-    assert files == expected
+    built = max(z for z, _, _ in files)
+    assert built >= 8  # finest grid about as fine as the 0.01° DEM
+    assert files == {t for t in declared if t[0] <= built}
     assert layer["available"][0] == [{"startX": 0, "startY": 0, "endX": 1, "endY": 0}]
-    assert layer["maxzoom"] == len(layer["available"]) - 1 >= 8  # finest grid about as fine as the 0.01° DEM
+    assert layer["maxzoom"] == len(layer["available"]) - 1 == SERVED_MAX_LEVEL > built
     region = twin["manifest"]["region"]
-    top = layer["available"][-1][0]
-    size = 180 / 2 ** layer["maxzoom"]
-    assert -180 + top["startX"] * size <= region["west"] and -180 + (top["endX"] + 1) * size >= region["east"]
-    assert -90 + top["startY"] * size <= region["south"] and -90 + (top["endY"] + 1) * size >= region["north"]
+    for z in (built, SERVED_MAX_LEVEL):
+        top = layer["available"][z][0]
+        size = 180 / 2 ** z
+        assert -180 + top["startX"] * size <= region["west"] and -180 + (top["endX"] + 1) * size >= region["east"]
+        assert -90 + top["startY"] * size <= region["south"] and -90 + (top["endY"] + 1) * size >= region["north"]
+    # the levels below the files: every declared tile is cut from the kept DEM, nothing else is
+    for z in (built + 1, SERVED_MAX_LEVEL):
+        r = layer["available"][z][0]
+        assert deep_tile(terrain, z, r["startX"], r["endY"]) is not None
+        assert deep_tile(terrain, z, r["endX"] + 1, r["endY"]) is None
+    assert deep_tile(terrain, built, 0, 0) is None and deep_tile(terrain, SERVED_MAX_LEVEL + 1, 0, 0) is None
 
 
 def test_terrain_tiles_decode_to_the_dem_heights(twin: dict) -> None:
@@ -421,17 +432,21 @@ def test_terrain_tiles_decode_to_the_dem_heights(twin: dict) -> None:
     with rasterio.open(find_dem_href()) as src:
         west_dem, south_dem, east_dem, north_dem = src.bounds
     to_ecef_wgs84 = pyproj.Transformer.from_crs("EPSG:4979", "EPSG:4978", always_xy=True)
-    z = layer["maxzoom"]
+    z = max(int(level.name) for level in terrain.iterdir() if level.is_dir())  # the finest built level
     r = layer["available"][z][0]
     picks = [(0, 0, 0), (0, 1, 0), (z, (r["startX"] + r["endX"]) // 2, (r["startY"] + r["endY"]) // 2),
              (z, r["startX"], r["startY"]), (z - 2, *(layer["available"][z - 2][0][k] for k in ("endX", "endY")))]
     compared = outside_seen = 0
+    deep = {z + 1: layer["available"][z + 1][0], SERVED_MAX_LEVEL: layer["available"][SERVED_MAX_LEVEL][0]}
+    picks += [(dz, (r["startX"] + r["endX"]) // 2, (r["startY"] + r["endY"]) // 2) for dz, r in deep.items()]
+    grids = {}
     for tz, tx, ty in picks:
-        tile = decode_terrain((terrain / str(tz) / str(tx) / f"{ty}.terrain").read_bytes())
+        path = terrain / str(tz) / str(tx) / f"{ty}.terrain"
+        tile = decode_terrain(path.read_bytes() if tz <= z else gzip.decompress(deep_tile(terrain, tz, tx, ty)[0]))
         assert tile["rest"] == 0
         size = 180 / 2**tz
         west, south = -180 + tx * size, -90 + ty * size
-        grid = round(math.sqrt(len(tile["u"]))) - 1
+        grid = grids[tz] = round(math.sqrt(len(tile["u"]))) - 1
         iu, iv = np.round(tile["u"] / 32767 * grid), np.round(tile["v"] / 32767 * grid)
         assert np.abs(tile["u"] - iu * 32767 / grid).max() <= 1 and np.abs(tile["v"] - iv * 32767 / grid).max() <= 1
         lon, lat = west + iu / grid * size, south + iv / grid * size
@@ -455,6 +470,7 @@ def test_terrain_tiles_decode_to_the_dem_heights(twin: dict) -> None:
         assert len(west_e) == len(south_e) == len(east_e) == len(north_e) == grid + 1
         assert np.linalg.norm(tile["occlusion"]) > 0
     assert compared > 1000 and outside_seen > 4000
+    assert grids[z] == 64 and grids[z + 1] == 32 and grids[SERVED_MAX_LEVEL] == 8  # deep tiles keep the DEM's spacing
 
 
 # --- missing and corrupt DEM: the ellipsoid, with a warning that names the file ---------------------------------

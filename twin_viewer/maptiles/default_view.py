@@ -24,9 +24,11 @@ VIEW_ZOOMS = (16, 17)
 VIEW_RADIUS = 3  # measured: x −1..+2, y −2..+2 around the target at z16 (49 tiles per zoom, ≈4.5 s)
 
 
-def default_year(state: LakeState) -> int:
-    """The survey year the page opens on: the latest (the page takes the manifest's last survey year)."""
-    return survey_years(state)[-1]
+def default_year(state: LakeState) -> int | None:
+    """The survey year the page opens on: the latest (the page takes the manifest's last survey year); None before
+    any parcels were loaded."""
+    years = survey_years(state)
+    return years[-1] if years else None
 
 
 def default_tiles(state: LakeState) -> list[tuple[int, int, int]]:
@@ -45,6 +47,8 @@ def prerender() -> dict:
     t = time.perf_counter()
     state = current_state()
     year = default_year(state)
+    if year is None:
+        return {"tiles": 0, "seconds": time.perf_counter() - t}
     tiles = default_tiles(state)
     for z, x, y in tiles:
         map_tile(STACK, z, x, y, year=year)

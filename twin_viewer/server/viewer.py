@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,13 @@ from lake.settings import REPO_ROOT, current_settings
 from twin_viewer.server.errors import ApiError
 from twin_viewer.server.static_files import file_response
 from twin_viewer.server.twin_data import TwinData
+from twin_viewer.tiles.terrain import deep_tile
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 CESIUM_DIR = REPO_ROOT / "node_modules" / "cesium" / "Build" / "Cesium"
 QUIET_PREFIXES = ("/viewer/", "/twin/buildings/", "/twin/terrain/", "/twin/imagery/", "/twin/overlay/")
 TILE_MAX_AGE = 600
+DEEP_TERRAIN_PATH = re.compile(r"(\d{1,2})/(\d{1,9})/(\d{1,9})\.terrain")
 
 router = APIRouter(include_in_schema=False)
 
@@ -103,7 +106,21 @@ def building_tile(request: Request, path: str) -> Response:
 
 @router.get("/twin/terrain/{path:path}")
 def terrain_tile(request: Request, path: str) -> Response:
-    return file_response(request, twin_dir() / "terrain", path, max_age=TILE_MAX_AGE)
+    """The built terrain files, and the levels below them cut from the DEM on request (tiles.terrain.deep_tile)."""
+    folder = twin_dir() / "terrain"
+    try:
+        return file_response(request, folder, path, max_age=TILE_MAX_AGE)
+    except ApiError:
+        address = DEEP_TERRAIN_PATH.fullmatch(path)
+        deep = deep_tile(folder, *(int(v) for v in address.groups())) if address else None
+        if deep is None:
+            raise
+    body, version = deep
+    etag = f'"{version}-{path}"'
+    headers = {"Cache-Control": f"public, max-age={TILE_MAX_AGE}", "ETag": etag, "Content-Encoding": "gzip"}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/vnd.quantized-mesh", headers=headers)
 
 
 def maptiles_module() -> Any:

@@ -50,7 +50,7 @@ function softwareWebGL(scene) {
 // up to 200 ms instead of CesiumJS's 5 ms: with slow frames the default slice, not the network, decides how long
 // the first view takes (measured, 100k buildings and 1M parcels: 61 s → about 12 s). `_loadQueueTimeSlice` is
 // CesiumJS's own setting, not exposed on Globe.
-// The first view waits for a chain of frames (terrain upsampled level by level, then imagery), each drawn by
+// The first view waits for a chain of frames (terrain, then imagery, then their textures), each drawn by
 // SwiftShader: the sky and ground atmosphere were about half of a frame's cost, so a plain sky colour instead.
 function tuneForSoftwareWebGL(viewer) {
   viewer.resolutionScale = 0.5;
