@@ -18,6 +18,15 @@
     {%- endif -%}
 {%- endmacro %}
 
+{% macro rebuilt_rows(relation, column='district_code') -%}
+    {#-
+        `relation`'s rows of the districts being rebuilt, as a subquery to join from. A spatial join must read
+        this, not filter by district_filter after joining: DuckDB keeps that filter above its SPATIAL_JOIN, so an
+        incremental build would join the whole region (measured at 1M parcels: 1.9 s instead of 0.1 s).
+    -#}
+    (select * from {{ relation }} where {{ district_filter(column) }})
+{%- endmacro %}
+
 {% macro delete_rebuilt_districts() -%}
     {#- Pre-hook of the incremental models: drop the rebuilt districts' rows, the model appends them again. -#}
     {%- if is_incremental() -%}

@@ -4,12 +4,10 @@ with farmland_overlaps as (
         buildings.building_id,
         buildings.district_code,
         st_union_agg(st_collectionextract(st_intersection(buildings.geom, pieces.geom), 3)) as geom
-    from {{ ref('stg_buildings') }} as buildings
+    from {{ rebuilt_rows(ref('stg_buildings')) }} as buildings
     inner join {{ ref('int_control_pieces') }} as pieces
         on st_intersects(buildings.geom, pieces.geom)
-    where
-        pieces.line_type = 'permanent_basic_farmland'
-        and {{ district_filter('buildings.district_code') }}
+    where pieces.line_type = 'permanent_basic_farmland'
     group by buildings.building_id, buildings.district_code
 )
 

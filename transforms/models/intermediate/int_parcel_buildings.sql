@@ -4,8 +4,7 @@ select
     parcels.district_code,
     count(*) as building_count,
     sum({{ ellipsoidal_area('buildings.geom') }}) as building_footprint_m2
-from {{ ref('int_parcels_latest') }} as parcels
+from {{ rebuilt_rows(ref('int_parcels_latest')) }} as parcels
 inner join {{ ref('stg_buildings') }} as buildings
     on st_intersects(parcels.geom, st_pointonsurface(buildings.geom))
-where {{ district_filter('parcels.district_code') }}
 group by parcels.parcel_id, parcels.district_code

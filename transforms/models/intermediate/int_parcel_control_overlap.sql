@@ -13,10 +13,9 @@ with pairs as (
         st_covers(pieces.geom, parcels.geom) as covered,
         parcels.geom as parcel_geom,
         pieces.geom as piece_geom
-    from {{ ref('int_parcels_latest') }} as parcels
+    from {{ rebuilt_rows(ref('int_parcels_latest')) }} as parcels
     inner join {{ ref('int_control_pieces') }} as pieces
         on st_intersects(parcels.geom, pieces.geom)
-    where {{ district_filter('parcels.district_code') }}
 ),
 
 measured as (

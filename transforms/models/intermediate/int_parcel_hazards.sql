@@ -4,12 +4,11 @@ select
     parcels.parcel_id,
     parcels.district_code,
     count(*) as hazards_within_200m
-from {{ ref('int_parcels_latest') }} as parcels
+from {{ rebuilt_rows(ref('int_parcels_latest')) }} as parcels
 inner join {{ ref('stg_hazard_points') }} as hazards
     on st_dwithin(parcels.geom, hazards.geom, 0.005)
 where
-    {{ district_filter('parcels.district_code') }}
-    and st_distance(
+    st_distance(
         st_transform(parcels.geom, 'EPSG:4490', 'EPSG:4545', always_xy := true),
         st_transform(hazards.geom, 'EPSG:4490', 'EPSG:4545', always_xy := true)
     ) <= {{ setting('hazard_radius_m') }}
