@@ -126,6 +126,17 @@ def test_terrain_below_the_built_levels_is_cut_on_request_and_only_where_layer_j
                     f"{layer['maxzoom'] + 1}/0/0.terrain", f"{layer['maxzoom']}/x/0.terrain"):
         response = get(server, f"/twin/terrain/{outside}")
         assert response.status_code == 404 and outside in response.json()["description"], outside
+    kept = terrain / "dem.npz"
+    original = kept.read_bytes()
+    try:
+        kept.write_bytes(b"not a zip")  # a damaged kept DEM: deep tiles say which file and what to do
+        response = get(server, path)
+        assert response.status_code == 500
+        assert "dem.npz" in response.json()["description"] and "rebuild" in response.json()["description"]
+        assert get(server, "/twin/terrain/0/0/0.terrain").status_code == 200  # the built levels still serve
+    finally:
+        kept.write_bytes(original)
+    assert get(server, path).status_code == 200
 
 
 def test_map_tiles_are_png_and_an_unknown_overlay_is_404(server: dict) -> None:

@@ -112,7 +112,10 @@ def terrain_tile(request: Request, path: str) -> Response:
         return file_response(request, folder, path, max_age=TILE_MAX_AGE)
     except ApiError:
         address = DEEP_TERRAIN_PATH.fullmatch(path)
-        deep = deep_tile(folder, *(int(v) for v in address.groups())) if address else None
+        try:
+            deep = deep_tile(folder, *(int(v) for v in address.groups())) if address else None
+        except OnemapError as exc:
+            raise ApiError(500, f"terrain tile {path}: {exc}") from exc
         if deep is None:
             raise
     body, version = deep

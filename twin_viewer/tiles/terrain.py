@@ -18,6 +18,7 @@ import gzip
 import io
 import json
 import math
+import zipfile
 from functools import cache, lru_cache
 from pathlib import Path
 
@@ -25,6 +26,7 @@ import numpy as np
 from quantized_mesh_encoder.encode import (compute_header, encode_header, interp_positions, write_edge_indices,
                                            write_indices, write_vertices)
 
+from lake.errors import OnemapError
 from twin_viewer.tiles.dem import Dem
 
 GRID = 65
@@ -117,11 +119,15 @@ class DeepLevels:
     """The levels below the built files, cut on request from the DEM the build kept (`dem.npz`)."""
 
     def __init__(self, dem_file: Path) -> None:
-        saved = np.load(dem_file)
-        west, north, dx, dy = (float(v) for v in saved["origin"])
-        self.dem = Dem(str(saved["href"]), saved["heights"].astype(np.float64), west, north, dx, dy)
-        self.extent = tuple(float(v) for v in saved["extent"])
-        self.built_max_level = int(saved["built_max_level"])
+        try:
+            with np.load(dem_file) as saved:
+                west, north, dx, dy = (float(v) for v in saved["origin"])
+                self.dem = Dem(str(saved["href"]), saved["heights"].astype(np.float64), west, north, dx, dy)
+                self.extent = tuple(float(v) for v in saved["extent"])
+                self.built_max_level = int(saved["built_max_level"])
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            raise OnemapError(f"{dem_file}: the DEM kept for the terrain's deep levels cannot be read ({exc}); "
+                              "rebuild the twin tiles (Dagster asset twin/tiles)") from exc
 
     def available(self, z: int, x: int, y: int) -> bool:
         if not self.built_max_level < z <= SERVED_MAX_LEVEL:
@@ -142,7 +148,7 @@ def _deep_levels(dem_file: Path, mtime_ns: int) -> DeepLevels:
 
 def deep_tile(folder: Path, z: int, x: int, y: int) -> tuple[bytes, str] | None:
     """A gzipped tile of a level below the built files and a version tag of the DEM it was cut from, or None where
-    layer.json does not declare it (or the terrain has no kept DEM)."""
+    layer.json does not declare it (or the terrain has no kept DEM). An unreadable kept DEM raises OnemapError."""
     dem_file = folder / DEM_FILE
     try:
         mtime_ns = dem_file.stat().st_mtime_ns
