@@ -5,7 +5,6 @@ Errors are one line naming the file, row or rule and what to do; `--debug` shows
 
 import functools
 import json
-import os
 import shutil
 import sys
 import traceback
@@ -216,11 +215,13 @@ def quality(rebuild: Annotated[bool, typer.Option("--rebuild", help="Build the m
 def ui(port: Annotated[int, typer.Option(help="Port of the Dagster UI.")] = 3000) -> None:
     """The Dagster UI (webserver + daemon) on 127.0.0.1."""
     from orchestration.build import dagster_home
+    from orchestration.foreground import run_until_interrupted
 
     dagster_home()
     dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
     out.print(f"Dagster UI on http://127.0.0.1:{port} (Ctrl+C stops it)")
-    os.execvp(dagster, [dagster, "dev", "-m", "orchestration.definitions", "-h", "127.0.0.1", "-p", str(port)])
+    code = run_until_interrupted([dagster, "dev", "-m", "orchestration.definitions", "-h", "127.0.0.1", "-p", str(port)])
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -28,11 +28,24 @@ def _asset_keys(port: int) -> list[str]:
     return ["/".join(n["assetKey"]["path"]) for n in nodes]
 
 
-def test_ui_serves_the_code_location(home: Path) -> None:
+def _kill_session(sid: int) -> None:
+    """SIGKILL every process of session `sid` (the CLI, `dagster dev` in its own group, their children)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getsid(int(entry.name)) == sid:
+                    os.kill(int(entry.name), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def test_ui_serves_the_code_location_and_stops_on_ctrl_c(home: Path, tmp_path: Path) -> None:
     port = _free_port()
-    ui = subprocess.Popen([sys.executable, "-m", "orchestration.cli", "ui", "--port", str(port)],
-                          env={**os.environ, "ONEMAP_HOME": str(home)}, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL, start_new_session=True)
+    log = tmp_path / "ui.log"
+    with log.open("wb") as output:
+        ui = subprocess.Popen([sys.executable, "-m", "orchestration.cli", "ui", "--port", str(port)],
+                              env={**os.environ, "ONEMAP_HOME": str(home)}, stdout=output, stderr=subprocess.STDOUT,
+                              start_new_session=True)
     try:
         deadline, keys = time.monotonic() + 120, []
         while time.monotonic() < deadline and not keys:
@@ -40,10 +53,13 @@ def test_ui_serves_the_code_location(home: Path) -> None:
                 keys = _asset_keys(port)
             except (OSError, KeyError, json.JSONDecodeError):
                 time.sleep(1)
-        assert "silver/parcels" in keys and "silver/districts" in keys
-        os.killpg(ui.pid, signal.SIGINT)
-        assert ui.wait(timeout=60) is not None
+        assert "silver/parcels" in keys and "silver/districts" in keys, log.read_text()[-3000:]
+        os.killpg(ui.pid, signal.SIGINT)  # what a terminal's Ctrl+C does to the foreground group
+        try:
+            ui.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"`onemap ui` still running 60 s after Ctrl+C; its log:\n{log.read_text()[-3000:]}")
+        assert ui.returncode == 0, log.read_text()[-3000:]
     finally:
-        if ui.poll() is None:
-            os.killpg(ui.pid, signal.SIGKILL)
-            ui.wait()
+        _kill_session(ui.pid)
+        ui.wait()
