@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyogrio
 import shapely
+from deltalake import DeltaTable
 
 from lake import delta_io
 from lake.contracts import get_contract
@@ -73,8 +74,11 @@ def test_killed_before_commit_leaves_the_lake_unchanged_and_rerun_succeeds(home:
     for attempt in range(4):  # the kill window is a fraction of a second; on a busy machine we may miss it
         monkeypatch.setenv("ONEMAP_LAKE", str(home / f"lake-{attempt}"))
         ingest_source(small, get_contract(feed))
-        version, rows = delta_io.open_table(PARCELS).version(), delta_io.read_table(PARCELS).num_rows
         table_dir = Path(PARCELS.uri)
+        # 1 MB data files (a Delta table property delta-rs writes by): the big write lands as many files, one after
+        # another, before its commit, so the kill window is ~0.2 s instead of the moment between one file and the log
+        DeltaTable(str(table_dir)).alter.set_table_properties({"delta.targetFileSize": str(1 << 20)})
+        version, rows = delta_io.open_table(PARCELS).version(), delta_io.read_table(PARCELS).num_rows
         if _kill_between_write_and_commit(home, big, table_dir):
             break
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import http.client
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -35,6 +36,8 @@ def server(twin_demo: dict, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     app = create_app(ApiConfig(audit_interval_s=60))
     try:
         with serve_in_thread(app) as url:
+            for warm_up in [t for t in threading.enumerate() if t.name.endswith("warm-up")]:
+                warm_up.join(timeout=300)  # its renders would race the tests' own cache checks and outlive the env
             yield {"url": url, "app": app, "twin": twin_demo["home"] / "twin", "outside": outside, **twin_demo}
     finally:
         mp.undo()
