@@ -1,4 +1,4 @@
-"""Run a long-lived service (`dagster dev`) so that Ctrl+C reaches its parent process only."""
+"""Run a long-lived service (`dagster dev`) that stops on Ctrl+C or SIGTERM however `onemap ui` was started."""
 
 from __future__ import annotations
 
@@ -7,18 +7,26 @@ import subprocess
 
 
 def run_until_interrupted(command: list[str]) -> int:
-    """Run `command` in a process group of its own and pass Ctrl+C and SIGTERM on to it alone; return its exit code.
+    """Run `command` in a process group of its own, pass Ctrl+C and SIGTERM on to it alone; return its exit code.
 
-    A terminal's Ctrl+C interrupts the whole foreground group. `dagster dev` stops its webserver, daemon and code
-    servers itself, through their shutdown pipes; with all of them interrupted at once as well, it sometimes did not
-    exit within a minute (seen in CI). Its children still end with it: they watch those pipes and heartbeats.
+    - A shell that starts `onemap ui` in the background (`&` without job control: scripts, CI) makes it ignore
+      SIGINT, and a Python child started with SIGINT ignored keeps ignoring it: `dagster dev` then never stopped on
+      Ctrl+C. Installing our handler before the child starts gives the child SIGINT's default action back.
+    - `dagster dev` stops its webserver, daemon and code servers itself (their shutdown pipes), so only it is told;
+      a terminal's Ctrl+C, sent to the whole foreground group, reaches this process and is forwarded.
     """
-    child = subprocess.Popen(command, process_group=0)
+    child: subprocess.Popen | None = None
+    interrupted = False
 
     def forward(signum: int, frame: object) -> None:
-        if child.poll() is None:
+        nonlocal interrupted
+        interrupted = True
+        if child is not None and child.poll() is None:
             child.send_signal(signal.SIGINT)
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, forward)
+    child = subprocess.Popen(command, process_group=0)
+    if interrupted:  # arrived while the child was starting
+        child.send_signal(signal.SIGINT)
     return child.wait()

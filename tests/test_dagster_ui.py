@@ -39,13 +39,18 @@ def _kill_session(sid: int) -> None:
                 pass
 
 
+def _ignore_sigint() -> None:
+    """Start as a shell's background job (`&` without job control: scripts, CI) does: SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def test_ui_serves_the_code_location_and_stops_on_ctrl_c(home: Path, tmp_path: Path) -> None:
     port = _free_port()
     log = tmp_path / "ui.log"
     with log.open("wb") as output:
         ui = subprocess.Popen([sys.executable, "-m", "orchestration.cli", "ui", "--port", str(port)],
                               env={**os.environ, "ONEMAP_HOME": str(home)}, stdout=output, stderr=subprocess.STDOUT,
-                              start_new_session=True)
+                              start_new_session=True, preexec_fn=_ignore_sigint)
     try:
         deadline, keys = time.monotonic() + 120, []
         while time.monotonic() < deadline and not keys:
