@@ -27,5 +27,5 @@ def survey_years() -> list[int]:
     return _survey_years(current_state())
 
 
-__all__ = ["DEFAULT_TARGET", "MAP_LAYERS", "OVERLAY_LAYERS", "TileAddressError", "UnknownLayerError", "imagery_tile", "legend",
-           "map_tile", "overlay_legend", "overlay_tile", "parcel_at", "survey_years", "vector_layer", "warm"]
+__all__ = ["DEFAULT_TARGET", "MAP_LAYERS", "OVERLAY_LAYERS", "TileAddressError", "UnknownLayerError", "imagery_tile",
+           "legend", "map_tile", "overlay_legend", "overlay_tile", "parcel_at", "survey_years", "vector_layer", "warm"]

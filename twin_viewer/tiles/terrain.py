@@ -128,6 +128,8 @@ class DeepLevels:
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             raise OnemapError(f"{dem_file}: the DEM kept for the terrain's deep levels cannot be read ({exc}); "
                               "rebuild the twin tiles (Dagster asset twin/tiles)") from exc
+        # this instance's own tile cache: a DEM replaced by a rebuild goes with its instance and its tiles
+        self.gzipped_tile = lru_cache(maxsize=8192)(self._gzipped_tile)
 
     def available(self, z: int, x: int, y: int) -> bool:
         if not self.built_max_level < z <= SERVED_MAX_LEVEL:
@@ -135,8 +137,7 @@ class DeepLevels:
         r = tile_range(self.extent, z)
         return r["startX"] <= x <= r["endX"] and r["startY"] <= y <= r["endY"]
 
-    @lru_cache(maxsize=8192)  # shared by the instances, of which _deep_levels keeps two at most
-    def gzipped_tile(self, z: int, x: int, y: int) -> bytes:
+    def _gzipped_tile(self, z: int, x: int, y: int) -> bytes:
         tile = encode_tile(self.dem, z, x, y, grid_size(z, self.built_max_level))
         return gzip.compress(tile, compresslevel=6, mtime=0)
 
