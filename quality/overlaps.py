@@ -2,9 +2,9 @@
 
 Runs in shapely on geometries read from DuckDB: measured on 20k parcels, DuckDB 1.5.5 spatial took over 200 s
 for the pairwise ST_Intersection/ST_Overlaps of neighbours (about 3 ms per pair). Intersecting every pair of
-touching parcels in shapely is still 60 µs a pair, 80 s for 1M parcels (2.7M neighbour pairs), so a coverage
+touching parcels in shapely is still 60 µs a pair, 73 s for 923k parcels (2.7M neighbour pairs), so a coverage
 check comes first: GEOS's coverage validator flags each parcel whose interior meets another's (or whose shared
-edges do not match vertex for vertex), about 10 µs a parcel. Only flagged parcels are intersected with their
+edges do not match vertex for vertex), about 17 µs a parcel. Only flagged parcels are intersected with their
 neighbours, and the overlap area (ellipsoidal, lake.area) decides. On an incremental build only the rebuilt
 districts' parcels and their neighbours are read.
 """

@@ -249,13 +249,16 @@ def test_manifest_layers_and_legend(server: dict) -> None:
 
 def test_warm_up_renders_the_default_view_and_its_tile_requests_are_cache_hits(server: dict) -> None:
     import twin_viewer.maptiles as maptiles
+    from twin_viewer.maptiles.composite import cache_folder
+    from twin_viewer.maptiles.lakestate import current_state
 
     defaults = get(server, "/viewer/defaults.json").json()
     assert defaults == {"target": maptiles.DEFAULT_TARGET, "map_layers": list(maptiles.MAP_LAYERS)}
     assert maptiles.warm()["tiles"] > 0
     year = get(server, "/twin/api/manifest").json()["survey_years"][-1]  # what the page opens on
     layers = ",".join(defaults["map_layers"])
-    cached = sorted((server["twin"] / "cache" / "composite" / layers).glob("*/17/*/*.png"))
+    # this year's folder: the browser tests leave other years' tiles in folders beside it
+    cached = sorted(cache_folder(defaults["map_layers"], year, current_state()).glob("17/*/*.png"))
     assert cached  # the target's block at the finest view zoom has tiles with several layers drawn
     x, y = cached[0].parent.name, cached[0].stem
     rendered = cached[0].read_bytes()

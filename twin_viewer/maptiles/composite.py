@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -37,6 +38,12 @@ def _key(layers: list[str], year: int | None, state: LakeState) -> str:
     return f"{state.build_id}-{hashlib.sha1('/'.join(keys).encode()).hexdigest()[:12]}"
 
 
+def cache_folder(layers: list[str], year: int | None, state: LakeState) -> Path:
+    """Where map_tile keeps the composited tiles of `layers` (in STACK order) for `year`: one folder per build
+    and layer versions, so other years and older builds sit in folders beside it."""
+    return state.cache_dir / "composite" / ",".join(layers) / _key(layers, year, state)
+
+
 def _composite(tiles: list[bytes]) -> bytes:
     image = Image.open(io.BytesIO(tiles[0])).convert("RGBA")
     for body in tiles[1:]:
@@ -53,7 +60,7 @@ def map_tile(layers: Sequence[str], z: int, x: int, y: int, year: int | None = N
         raise UnknownLayerError(f"no map layer {','.join(unknown)!r}; layers: {', '.join(STACK)}")
     wanted = [layer for layer in STACK if layer in layers]
     state = current_state()
-    folder = state.cache_dir / "composite" / ",".join(wanted) / _key(wanted, year, state)
+    folder = cache_folder(wanted, year, state)
     path = tilecache.tile_path(folder, z, x, y)
     body = tilecache.read(path)
     if body is not None:
