@@ -30,7 +30,8 @@ def _in(districts: list[str] | None) -> str:
     return f"district_code in ({', '.join(repr(d) for d in districts)})" if districts else "true"
 
 
-def _parcels_near_rebuilt(con: duckdb.DuckDBPyConnection, year: int, districts: list[str] | None):
+def _parcels_near_rebuilt(con: duckdb.DuckDBPyConnection, year: int,
+                          districts: list[str] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Ids, rebuilt flags and geometries of one year's parcels whose bounding box meets the rebuilt parcels' extent
     (every parcel on a whole-region build)."""
     table = con.sql(f"""
