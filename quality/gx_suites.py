@@ -17,6 +17,7 @@ import pandas as pd
 from lake.domain import land_classes
 from quality.catalog import rules
 from quality.results import RuleResult
+from quality.spatial_rules import in_districts
 
 STATUSES = ["met", "at risk", "breached", "unknown"]
 INDICATORS = ("development_intensity", "cultivated_land_area", "permanent_basic_farmland_area",
@@ -75,7 +76,6 @@ def validate_frame(rule_id: str, frame: pd.DataFrame, expectations: list) -> Rul
 def run_gx_suites(con: duckdb.DuckDBPyConnection, districts: list[str] | None = None) -> list[RuleResult]:
     results = []
     for rule_id, (mart, columns, expectations) in _suites().items():
-        where = (f"where district_code in ({', '.join(repr(d) for d in districts)})"
-                 if districts and mart != "district_indicators" else "")
+        where = "" if mart == "district_indicators" else f"where {in_districts('district_code', districts)}"
         results.append(validate_frame(rule_id, con.sql(f"select {columns} from {mart} {where}").df(), expectations))
     return results

@@ -21,13 +21,10 @@ import shapely
 from lake.area import ellipsoidal_area_m2
 from quality.catalog import rules
 from quality.results import RuleResult
+from quality.spatial_rules import in_districts
 
 OVERLAP_TOLERANCE_M2 = 1.0
 _DEG2_PER_M2 = 1e-10  # a planar pre-filter: 1 m² is about 1e-10 deg² at these latitudes, so 1e-11 keeps everything
-
-
-def _in(districts: list[str] | None) -> str:
-    return f"district_code in ({', '.join(repr(d) for d in districts)})" if districts else "true"
 
 
 def _parcels_near_rebuilt(con: duckdb.DuckDBPyConnection, year: int,
@@ -35,14 +32,14 @@ def _parcels_near_rebuilt(con: duckdb.DuckDBPyConnection, year: int,
     """Ids, rebuilt flags and geometries of one year's parcels whose bounding box meets the rebuilt parcels' extent
     (every parcel on a whole-region build)."""
     table = con.sql(f"""
-        with parcels as (select parcel_id, {_in(districts)} as rebuilt, geom from stg_parcels
+        with parcels as (select parcel_id, {in_districts('district_code', districts)} as rebuilt, geom from stg_parcels
                          where survey_year = {year}),
         extent as (select min(st_xmin(geom)) as x0, min(st_ymin(geom)) as y0, max(st_xmax(geom)) as x1,
                           max(st_ymax(geom)) as y1 from parcels where rebuilt)
         select parcel_id, rebuilt, st_aswkb(geom) as wkb from parcels, extent
         where st_xmax(geom) >= x0 and st_xmin(geom) <= x1 and st_ymax(geom) >= y0 and st_ymin(geom) <= y1
         """).to_arrow_table()
-    return (np.asarray(table.column("parcel_id").to_pylist(), dtype=object),
+    return (table.column("parcel_id").to_numpy(zero_copy_only=False),
             table.column("rebuilt").to_numpy(zero_copy_only=False),
             shapely.from_wkb(table.column("wkb").to_numpy(zero_copy_only=False)))
 

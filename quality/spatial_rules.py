@@ -22,7 +22,8 @@ RECONCILE_TOLERANCE = 0.005
 SAMPLES, LOCATIONS = 20, 2000
 
 
-def _in(column: str, districts: list[str] | None) -> str:
+def in_districts(column: str, districts: list[str] | None) -> str:
+    """SQL condition: `column` is one of the rebuilt districts (true on a whole-region build)."""
     return f"{column} in ({', '.join(repr(d) for d in districts)})" if districts else "true"
 
 
@@ -73,7 +74,7 @@ def parcel_geometry_valid(d: list[str] | None) -> str:
     return f"""
         select parcel_id || '/' || survey_year as parcel, 'invalid: ' || st_geometrytype(geom) as detail,
                st_x(st_pointonsurface(geom)) as x, st_y(st_pointonsurface(geom)) as y
-        from stg_parcels where {_in('district_code', d)}
+        from stg_parcels where {in_districts('district_code', d)}
           and (not st_isvalid(geom) or st_geometrytype(geom) not in ('POLYGON', 'MULTIPOLYGON'))"""
 
 
@@ -81,14 +82,14 @@ def parcel_inside_region(d: list[str] | None) -> str:
     return f"""
         select parcel_id || '/' || survey_year as parcel, 'outside the region extent' as detail,
                st_x(st_centroid(geom)) as x, st_y(st_centroid(geom)) as y
-        from stg_parcels where {_in('district_code', d)} and ({_region_outside()})"""
+        from stg_parcels where {in_districts('district_code', d)} and ({_region_outside()})"""
 
 
 def parcel_outside_district(d: list[str] | None) -> str:
     return f"""
         with points as (
             select parcel_id, survey_year, district_code, st_pointonsurface(geom) as point
-            from stg_parcels where {_in('district_code', d)}
+            from stg_parcels where {in_districts('district_code', d)}
         ),
         located as (
             select points.parcel_id, points.survey_year, points.district_code, points.point,
@@ -107,13 +108,13 @@ def _district_sums(d: list[str] | None) -> str:
     return f"""
         with years as (select distinct survey_year from stg_parcels),
         sums as (select district_code, survey_year, sum(area_m2) as parcels_m2 from stg_parcels
-                 where {_in('district_code', d)} group by all)
+                 where {in_districts('district_code', d)} group by all)
         select districts.district_code, years.survey_year, districts.area_m2 as district_m2,
                coalesce(sums.parcels_m2, 0) as parcels_m2,
                st_x(st_pointonsurface(districts.geom)) as x, st_y(st_pointonsurface(districts.geom)) as y
         from stg_districts as districts cross join years
         left join sums on sums.district_code = districts.district_code and sums.survey_year = years.survey_year
-        where {_in('districts.district_code', d)}"""
+        where {in_districts('districts.district_code', d)}"""
 
 
 def district_gap(d: list[str] | None) -> str:
@@ -136,7 +137,7 @@ def district_area_reconciles(d: list[str] | None) -> str:
 def building_inside_region(d: list[str] | None) -> str:
     return f"""
         with points as (select building_id, st_pointonsurface(geom) as point from stg_buildings
-                        where {_in('district_code', d)})
+                        where {in_districts('district_code', d)})
         select points.building_id, 'footprint outside every district' as detail,
                st_x(points.point) as x, st_y(points.point) as y
         from points left join stg_districts as districts on st_intersects(districts.geom, points.point)
@@ -150,7 +151,7 @@ def referential_integrity(d: list[str] | None) -> str:
     return " union all ".join(
         f"""select '{t}:' || {k} as row_ref, 'unknown district ' || coalesce(district_code, 'null') as detail,
                    null::double as x, null::double as y
-            from {t} where {_in('district_code', d)}
+            from {t} where {in_districts('district_code', d)}
               and district_code not in (select district_code from stg_districts)""" for t, k in checks)
 
 
