@@ -10,6 +10,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as pa_ds
+import pyarrow.fs as pa_fs
 from deltalake import ColumnProperties, DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
@@ -96,7 +98,7 @@ def upsert_changed(spec: TableSpec, data: pa.Table) -> int:
     """
     table = ensure_table(spec)
     key = list(spec.primary_key)
-    existing = table.to_pyarrow_table(columns=[*key, "_row_hash"])
+    existing = read_snapshot(table, [*key, "_row_hash"])
     if existing.num_rows:
         same = data.select([*key, "_row_hash"]).join(existing, keys=[*key, "_row_hash"], join_type="left semi")
         data = data.join(same.select(key), keys=key, join_type="left anti") if same.num_rows else data
@@ -109,12 +111,43 @@ def upsert_changed(spec: TableSpec, data: pa.Table) -> int:
     return data.num_rows
 
 
+def native_filesystem(table_uri: str) -> pa_fs.FileSystem | None:
+    """Arrow's own filesystem rooted at the table, or None for a scheme Arrow does not know.
+
+    delta-rs's default for `to_pyarrow_dataset` is a Python filesystem (`PyFileSystem(DeltaStorageHandler)`):
+    Arrow's read-ahead threads then hold Python-owned buffers, and one released while the interpreter finalizes
+    calls `PyGILState_Ensure`, which ends that C++ thread inside a noexcept destructor: `terminate called without
+    an active exception`, exit -6, in about half of all processes that read a table and exit. With Arrow's native
+    filesystem no Python object is touched off the main thread.
+    """
+    uri = table_uri.removeprefix("file://") if table_uri.startswith("file://") else table_uri
+    if "://" not in uri:
+        return pa_fs.SubTreeFileSystem(uri, pa_fs.LocalFileSystem())
+    try:
+        filesystem, path = pa_fs.FileSystem.from_uri(uri)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
+        return None
+    return pa_fs.SubTreeFileSystem(path, filesystem)
+
+
+def dataset(table: DeltaTable) -> pa_ds.Dataset:
+    """The snapshot as an Arrow dataset read through Arrow's native filesystem (see native_filesystem).
+
+    Every Arrow read of a Delta table goes through here."""
+    return table.to_pyarrow_dataset(filesystem=native_filesystem(table.table_uri))
+
+
+def read_snapshot(table: DeltaTable, columns: list[str] | None = None,
+                  filter: pa_ds.Expression | None = None) -> pa.Table:
+    return dataset(table).to_table(columns=columns, filter=filter)
+
+
 def read_table(spec: TableSpec, columns: list[str] | None = None, version: int | None = None) -> pa.Table:
     """All rows (empty table with the registry schema when the table does not exist)."""
     table = open_table(spec, version)
     if table is None:
         return spec.schema.empty_table() if columns is None else spec.schema.empty_table().select(columns)
-    return table.to_pyarrow_table(columns=columns)
+    return read_snapshot(table, columns)
 
 
 def row_count(table: DeltaTable) -> int:

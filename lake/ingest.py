@@ -22,9 +22,9 @@ from lake.bronze import Lineage, delivered_rows
 from lake.canonical import Canonical, canonicalize
 from lake.contracts import FeedContract
 from lake.crs import SourceCrs, resolve_crs
-from lake.errors import FeedReadError, OnemapError
+from lake.errors import FeedReadError, OnemapError, escaped_path
 from lake.readers import read_delivery
-from lake.readers.raw_batch import RawBatch, delivery_sha256
+from lake.readers.raw_batch import RawBatch, delivery_sha256, require_utf8_name
 from lake.registry import BBOX_COLUMNS, BRONZE, INGEST_LOG, QUARANTINE, SILVER, DISTRICTS, TableSpec
 from lake.silver_geometry import SilverGeometry, to_silver_geometry
 from lake.validation import (Verdicts, check_dictionary, check_geometry, check_region, check_required,
@@ -44,9 +44,9 @@ class IngestResult:
 
 
 def source_uri_of(source: str | Path) -> str:
-    """Local deliveries by absolute path; URLs as they are."""
+    """Local deliveries by absolute path; URLs as they are. Always valid UTF-8 (lineage and the log are text)."""
     text = str(source)
-    return text if "://" in text else Path(text).resolve().as_posix()
+    return escaped_path(text if "://" in text else Path(text).resolve().as_posix())
 
 
 def already_ingested(feed: str, sha256: str, source_uri: str) -> bool:
@@ -59,8 +59,8 @@ def already_ingested(feed: str, sha256: str, source_uri: str) -> bool:
     log = delta_io.open_table(INGEST_LOG)
     if log is None:
         return False
-    rows = log.to_pyarrow_table(columns=["source_uri", "source_sha256", "status", "finished_at"],
-                                filters=[("feed", "=", feed), ("status", "=", "succeeded")]).to_pylist()
+    rows = delta_io.read_snapshot(log, ["source_uri", "source_sha256", "status", "finished_at"],
+                                  (pc.field("feed") == feed) & (pc.field("status") == "succeeded")).to_pylist()
     own = [r for r in rows if r["source_uri"] == source_uri]
     if own:
         return max(own, key=lambda r: r["finished_at"])["source_sha256"] == sha256
@@ -79,6 +79,7 @@ def ingest_source(source: str | Path, contract: FeedContract) -> IngestResult:
     sha = ""
     try:
         if is_local:
+            require_utf8_name(Path(source).resolve())
             if not Path(uri).exists():
                 raise FeedReadError(str(source), "file not found")
             sha = delivery_sha256(Path(uri))
