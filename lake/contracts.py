@@ -10,10 +10,11 @@ Adding a feed is adding a contract (in `lake/feeds/` or `$ONEMAP_HOME/feeds/`), 
     options: {}                    # reader-specific settings (see the reader's docstring)
     prune_missing: true            # a re-delivery drops rows its source no longer has (false: incremental)
     region_check: within           # within | intersects | off (default: the table's rule, e.g. intersects for STAC)
-    layer: DLTB                    # optional; default the file's first layer
+    layer: DLTB                    # optional for a file with one layer; a file with several needs it
     crs: EPSG:4545                 # used when the file carries no CRS (GeoJSON, .prj-less); GCJ-02 allowed
     crs_override: false            # true: the contract's CRS wins over the file's
-    encoding: GBK                  # text encoding of a .dbf without .cpg (default UTF-8)
+    encoding: GBK                  # text encoding of a .dbf without .cpg (default UTF-8); decoded strictly
+    on_partial_shapefile: fail     # fail | quarantine: a shapefile whose .shp/.shx/.dbf disagree on its records
     repair_invalid: false          # true: repair invalid polygons (GEOS make_valid) and log it, not quarantine
     district: {from_path: 'DLTB_(\\d{6})_'}   # Dagster partition of a file: {code: '500103'} or from_path
     fields:                        # canonical column: source field, or a rule
@@ -86,6 +87,7 @@ class FeedContract(BaseModel):
     crs: str | None = None
     crs_override: bool = False
     encoding: str | None = None
+    on_partial_shapefile: Literal["fail", "quarantine"] = "fail"  # quarantine: land complete records, not the rest
     repair_invalid: bool = False
     district: DistrictRule | None = None
     fields: dict[str, FieldRule]

@@ -27,8 +27,8 @@ from lake.readers import read_delivery
 from lake.readers.raw_batch import RawBatch, delivery_sha256, require_utf8_name
 from lake.registry import BBOX_COLUMNS, BRONZE, INGEST_LOG, QUARANTINE, SILVER, DISTRICTS, TableSpec
 from lake.silver_geometry import SilverGeometry, to_silver_geometry
-from lake.validation import (Verdicts, check_dictionary, check_geometry, check_region, check_required,
-                             check_unique_key, new_verdicts)
+from lake.validation import (Verdicts, check_dictionary, check_geometry, check_lengths, check_region,
+                             check_required, check_unique_key, new_verdicts)
 
 
 @dataclass(frozen=True)
@@ -169,6 +169,8 @@ def build_silver_rows(batch: RawBatch, contract: FeedContract, crs: SourceCrs,
     _fill_spatial(canonical, silver)
     if "source_crs" in canonical.columns and "source_crs" not in contract.fields:
         canonical.columns["source_crs"] = pa.array([crs.label] * batch.num_rows, pa.string())
+    check_lengths(verdicts, canonical.columns, spec.text_limits(),
+                  {name: rule.field for name, rule in contract.fields.items() if rule.field is not None})
     check_required(verdicts, canonical.columns, spec.required)
     check_dictionary(verdicts, canonical.columns)
     check_unique_key(verdicts, canonical.columns, spec.primary_key)

@@ -44,6 +44,8 @@ class TableSpec:
     group: str = "survey"  # Dagster asset group of the feed table: survey | imagery | cim
     parent: str | None = None  # child tables (rows written with their parent's rows) name the parent table
     region_rule: str = "within"  # where rows must lie against the region: within | intersects | off
+    text_max: int | None = None  # most characters any string column takes (None: unbounded, e.g. STAC JSON)
+    max_lengths: dict[str, int] = field(default_factory=dict)  # narrower maxima a standard fixes, by column
 
     @property
     def key(self) -> str:
@@ -66,6 +68,12 @@ class TableSpec:
     def uri(self) -> str:
         return table_uri(self.layer, self.name)
 
+    def text_limits(self) -> dict[str, int]:
+        """Maximum length (characters) of each bounded string column; longer values are quarantined on ingest."""
+        limits = {c.name: self.max_lengths.get(c.name, self.text_max) for c in self.columns
+                  if pa.types.is_string(c.type)}
+        return {name: limit for name, limit in limits.items() if limit is not None}
+
     def table_properties(self) -> dict[str, str]:
         """Recorded in the Delta table's properties so any engine can find the geometry contract."""
         props = {"onemap.layer": self.layer, "onemap.primary_key": ",".join(self.primary_key), **self.extra_properties}
@@ -85,6 +93,14 @@ def _f(name: str, typ: pa.DataType) -> pa.Field:
 
 S, F64, I32, I64 = pa.string(), pa.float64(), pa.int32(), pa.int64()
 
+# Text maxima of the survey tables, in characters. TEXT_MAX is the widest character field a dBASE table (the
+# Shapefile's .dbf) can hold: longer text never came from a survey-format field. Narrower maxima are the field widths
+# of the national land-survey database standard (三调 DLTB: BSM Char(18), TBBH Char(8), DLBM Char(5), DLMC Char(60),
+# ZLDWDM Char(19), CZCSXM Char(4)) and of the county code (GB/T 2260: 6 digits). The standard counts bytes of a GBK
+# .dbf; counting characters never rejects what the standard allows.
+TEXT_MAX = 254
+DISTRICT_CODE_LENGTH = {"district_code": 6}
+
 # --- silver: the canonical survey tables --------------------------------------------------------------------
 PARCELS = TableSpec(
     "silver", "parcels",
@@ -96,6 +112,8 @@ PARCELS = TableSpec(
     ),
     primary_key=("parcel_id", "survey_year"), partition_by=("district_code",),
     geometry_types=("Polygon", "MultiPolygon"), required=("parcel_id", "survey_year", "district_code", "land_class_code"),
+    text_max=TEXT_MAX, max_lengths={"parcel_id": 18, "parcel_number": 8, "land_class_code": 5, "land_class_name": 60,
+                                    "locating_unit_code": 19, "urban_rural_code": 4, **DISTRICT_CODE_LENGTH},
     description="Land-survey parcels (三调 图斑 DLTB), one row per parcel and survey year; area_m2 is ellipsoidal "
                 "on CGCS2000, net_area_m2 deducts field ridges (KCXS/KCMJ).",
 )
@@ -105,6 +123,7 @@ CONTROL_LINES = TableSpec(
              _f("reported_area_m2", F64), _f("area_m2", F64)),
     primary_key=("line_id",), partition_by=("district_code",),
     geometry_types=("Polygon", "MultiPolygon"), required=("line_id", "line_type", "district_code"),
+    text_max=TEXT_MAX, max_lengths=DISTRICT_CODE_LENGTH,
     description="The three planning control lines: ecological_red_line (生态保护红线), permanent_basic_farmland "
                 "(永久基本农田), urban_development_boundary (城镇开发边界).",
     extra_properties={"onemap.line_types": "ecological_red_line,permanent_basic_farmland,urban_development_boundary"},
@@ -114,6 +133,7 @@ DISTRICTS = TableSpec(
     columns=(_f("district_code", S), _f("name", S), _f("area_m2", F64)),
     primary_key=("district_code",),
     geometry_types=("Polygon", "MultiPolygon"), required=("district_code",),
+    text_max=TEXT_MAX, max_lengths=DISTRICT_CODE_LENGTH,
     description="Districts and counties (区县) with their 6-digit administrative code.",
 )
 HAZARD_POINTS = TableSpec(
@@ -122,6 +142,7 @@ HAZARD_POINTS = TableSpec(
              _f("monitoring_level", S), _f("district_code", S)),
     primary_key=("hazard_id",), partition_by=("district_code",),
     geometry_types=("Point",), required=("hazard_id", "district_code"),
+    text_max=TEXT_MAX, max_lengths=DISTRICT_CODE_LENGTH,
     description="Geological hazard points (地质灾害隐患点).",
 )
 BUILDINGS = TableSpec(
@@ -130,6 +151,7 @@ BUILDINGS = TableSpec(
              _f("district_code", S), _f("lod", S), _f("source_format", S), _f("source_crs", S), _f("area_m2", F64)),
     primary_key=("building_id",), partition_by=("district_code",),
     geometry_types=("Polygon", "MultiPolygon"), required=("building_id", "district_code"),
+    text_max=TEXT_MAX, max_lengths=DISTRICT_CODE_LENGTH,
     description="Buildings: footprint (CGCS2000) with height and storeys, from survey footprints and CIM/BIM models.",
 )
 SURVEY_TABLES = (DISTRICTS, PARCELS, CONTROL_LINES, HAZARD_POINTS, BUILDINGS)

@@ -17,6 +17,9 @@ from lake import domain
 
 RULES = {
     "FIELD_CAST": "a mapped field's value cannot be converted to the canonical type or is not in the contract's map",
+    "FIELD_TOO_LONG": "a text value is longer than its canonical column's maximum (TableSpec.text_limits)",
+    "SHAPEFILE_PARTIAL": "a Shapefile record lacks its shape or its .dbf record (parts disagree; contract "
+                         "`on_partial_shapefile: quarantine`)",
     "REQUIRED_MISSING": "a required canonical field (primary key, district, land class) is empty",
     "GEOM_MISSING": "the feature has no geometry, or an empty one",
     "GEOM_TYPE": "the geometry type does not fit the table (e.g. a point in a polygon table)",
@@ -112,6 +115,19 @@ def check_region(verdicts: Verdicts, bounds: np.ndarray, mode: str = "within") -
         reasons[outside] = [f"outside the region's extent {domain.REGION_BBOX}: bbox "
                             f"({b[0]:.4f}, {b[1]:.4f}, {b[2]:.4f}, {b[3]:.4f})" for b in bounds[outside]]
         verdicts.fail(outside, "GEOM_OUTSIDE_REGION", reasons)
+
+
+def check_lengths(verdicts: Verdicts, columns: dict[str, pa.Array], limits: dict[str, int],
+                  source_fields: dict[str, str]) -> None:
+    """Text longer than its column's maximum: a 10 MB "hazard type" is a broken delivery, not a hazard type."""
+    for name, limit in limits.items():
+        lengths = pc.fill_null(pc.utf8_length(columns[name]), 0).to_numpy(zero_copy_only=False)
+        too_long = lengths > limit
+        if too_long.any():
+            field = f" (field {source_fields[name]})" if name in source_fields else ""
+            reasons = np.full(len(lengths), None, dtype=object)
+            reasons[too_long] = [f"{name}{field} is {n} characters long; at most {limit}" for n in lengths[too_long]]
+            verdicts.fail(too_long, "FIELD_TOO_LONG", reasons)
 
 
 def check_required(verdicts: Verdicts, columns: dict[str, pa.Array], required: tuple[str, ...]) -> None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lake.errors import FeedReadError
 from lake.readers.raw_batch import RawBatch
 
 if TYPE_CHECKING:
@@ -20,7 +22,7 @@ Reader = Callable[[str, "FeedContract"], RawBatch]
 
 READERS: dict[str, str] = {  # format -> "module:function"
     "gpkg": "lake.readers.vector:read_vector_delivery",
-    "shapefile": "lake.readers.vector:read_vector_delivery",
+    "shapefile": "lake.readers.shapefile:read_shapefile",
     "geojson": "lake.readers.vector:read_vector_delivery",
     "filegdb": "lake.readers.vector:read_vector_delivery",
     "stac_catalog": "lake.readers.stac:read_stac_catalog",
@@ -37,5 +39,10 @@ def reader_for(fmt: str) -> Reader:
 
 
 def read_delivery(source: str, contract: FeedContract) -> RawBatch:
-    """Read one delivery (a local path or a URL) with the reader of the contract's format."""
+    """Read one delivery (a local path or a URL) with the reader of the contract's format.
+
+    An empty file fails here, whatever its format: some readers would take it for an empty layer.
+    """
+    if "://" not in source and Path(source).is_file() and Path(source).stat().st_size == 0:
+        raise FeedReadError(source, "empty file (0 bytes): it was cut off or never written; deliver it again")
     return reader_for(contract.format_of(source))(source, contract)

@@ -37,7 +37,8 @@ def read_citygml(source: str, contract: FeedContract) -> RawBatch:
     try:
         tree = etree.parse(str(path), etree.XMLParser(huge_tree=True, remove_comments=True))
     except (etree.XMLSyntaxError, OSError) as exc:
-        raise FeedReadError(source, f"not readable as CityGML (XML): {exc}") from exc
+        raise FeedReadError(source, f"not readable as CityGML (XML): {exc}; the file may be cut off or damaged: "
+                                    "re-deliver the whole file") from exc
     root = tree.getroot()
     buildings = [e for e in root.iter("{*}Building") if _BLDG_NS.match(etree.QName(e).namespace or "")]
     if not buildings:

@@ -41,7 +41,8 @@ def read_cityjson(source: str, contract: FeedContract) -> RawBatch:
     try:
         document = json.loads(Path(source).read_bytes())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise FeedReadError(source, f"not valid JSON: {exc}") from exc
+        raise FeedReadError(source, f"not valid JSON ({exc}): the file is cut off or damaged; re-deliver the "
+                                    "whole file") from exc
     if not isinstance(document, dict) or document.get("type") != "CityJSON":
         raise FeedReadError(source, 'not a CityJSON file (no top-level "type": "CityJSON")')
     version = str(document.get("version"))

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+
+from lake.errors import FeedReadError, escaped_path
 
 
 @dataclass
@@ -48,8 +51,24 @@ def delivery_sha256(path: Path) -> str:
     """Content hash of a delivery (names and bytes of all its files), so a re-delivery is recognised."""
     digest = hashlib.sha256()
     for file in delivery_files(path):
-        digest.update(file.relative_to(path if path.is_dir() else path.parent).as_posix().lower().encode())
+        # os.fsencode: the same bytes as .encode() for UTF-8 names, and no crash on names that are not
+        digest.update(os.fsencode(file.relative_to(path if path.is_dir() else path.parent).as_posix().lower()))
         with file.open("rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 digest.update(chunk)
     return digest.hexdigest()
+
+
+def require_utf8_name(path: Path) -> None:
+    """Lineage (`_source_uri`) and the ingest log are UTF-8 text, so a delivery whose path is not valid UTF-8 is
+    refused by its escaped name, with the rename that fixes it (names from Chinese Windows are often GBK)."""
+    if escaped_path(path) == str(path):
+        return
+    hint = ""
+    if escaped_path(path.name) != path.name:
+        try:
+            hint = f" (read as GBK it is {os.fsencode(path.name).decode('gbk')!r})"
+        except UnicodeDecodeError:
+            pass
+    raise FeedReadError(path, f"the file name is not valid UTF-8{hint}; rename it to UTF-8 (e.g. `convmv -f GBK "
+                              "-t UTF-8 --notest FILE`) and deliver it again")
