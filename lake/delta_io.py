@@ -6,16 +6,109 @@ plain reader/writer protocol (1, 2) that DuckDB's delta extension, delta-rs and 
 
 from __future__ import annotations
 
+import errno
+import os
+import re
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pa_ds
 import pyarrow.fs as pa_fs
-from deltalake import ColumnProperties, DeltaTable, WriterProperties, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake import ColumnProperties, CommitProperties, DeltaTable, WriterProperties, write_deltalake
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
+from lake.errors import OnemapError
 from lake.registry import TableSpec
+
+
+class LakeWriteError(OnemapError):
+    """A write the lake refused (disk full, read-only, no permission, a concurrent commit); nothing was committed."""
+
+
+class ConcurrentWriteError(LakeWriteError):
+    """Another writer committed first and delta-rs cannot tell the two apart; the same write may simply be retried."""
+
+
+_OS_REFUSALS = {
+    errno.ENOSPC: ("the disk holding it is full", "free space on it (or move ONEMAP_LAKE) and run the command again"),
+    errno.EROFS: ("its file system is read-only", "remount it read-write (or point ONEMAP_LAKE to a writable lake) "
+                                                  "and run the command again"),
+    errno.EACCES: ("this user may not write there", "grant write access to the lake directory (or run as its owner) "
+                                                    "and run the command again"),
+    errno.EPERM: ("this user may not write there", "grant write access to the lake directory (or run as its owner) "
+                                                   "and run the command again"),
+}
+
+
+def lake_error(spec: TableSpec, exc: BaseException) -> LakeWriteError | None:
+    """The one-line error for a delta-rs/OS failure to write `spec`, or None for failures that are not the lake's.
+
+    delta-rs reports OS errors as text (`… (os error 28)`), Python as OSError; both map to the same line.
+    """
+    text = str(exc)
+    if isinstance(exc, CommitFailedError) or "concurrent" in text.lower():
+        detail = " ".join(text.split())[:200]
+        return ConcurrentWriteError(f"{spec.key}: another writer committed to it at the same time ({detail}); "
+                                    f"run the command again")
+    code = exc.errno if isinstance(exc, OSError) else None
+    if code is None and (match := re.search(r"os error (\d+)", text)):
+        code = int(match.group(1))
+    if code not in _OS_REFUSALS:
+        return None
+    reason, fix = _OS_REFUSALS[code]
+    return LakeWriteError(f"{spec.key}: cannot write to {spec.uri}: {reason} ({os.strerror(code)}); {fix}")
+
+
+_stderr_held = threading.RLock()  # one write at a time holds descriptor 2 (it is the process's, not the thread's)
+_depth = threading.local()
+
+
+@contextmanager
+def _lake_errors(spec: TableSpec) -> Iterator[None]:
+    """Turn a refused write into its one line (lake_error) and keep the Rust panic text that comes with it off stderr.
+
+    On a full disk delta-rs's object store panics in a worker thread ("Already shut down") and Rust prints that panic
+    (a backtrace under RUST_BACKTRACE) straight to file descriptor 2 before the Python error arrives. Descriptor 2
+    is held in a temporary file during the write and replayed unless the failure became a LakeWriteError. Writes of
+    one process hold it one at a time (other threads' stderr lines in that window are replayed with it).
+    """
+    with _stderr_held:
+        if getattr(_depth, "n", 0):  # nested (ensure_table inside a write): the outer call holds and translates
+            yield
+            return
+        sys.stderr.flush()
+        saved = os.dup(2)
+        refused = False
+        with tempfile.TemporaryFile() as held:
+            os.dup2(held.fileno(), 2)
+            _depth.n = 1
+            try:
+                yield
+            except LakeWriteError:
+                refused = True
+                raise
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # noqa: BLE001 - delta-rs panics are BaseException (pyo3 PanicException)
+                error = lake_error(spec, exc)
+                if error is None:
+                    raise
+                refused = True
+                raise error from exc
+            finally:
+                _depth.n = 0
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                os.close(saved)
+                if not refused:
+                    held.seek(0)
+                    os.write(2, held.read())
 
 
 def _sql_literal(value: str) -> str:
@@ -32,15 +125,16 @@ def open_table(spec: TableSpec, version: int | None = None) -> DeltaTable | None
 
 def ensure_table(spec: TableSpec) -> DeltaTable:
     """Create the table (empty, with its properties) if it does not exist yet."""
-    table = open_table(spec)
-    if table is not None:
-        return table
-    DeltaTable.create(spec.uri, schema=spec.schema, partition_by=list(spec.partition_by) or None,
-                      name=spec.name, description=spec.description)
-    table = DeltaTable(spec.uri)
-    # delta-rs refuses custom keys at create time but accepts them through ALTER.
-    table.alter.set_table_properties(spec.table_properties(), raise_if_not_exists=False)
-    return DeltaTable(spec.uri)
+    with _lake_errors(spec):
+        table = open_table(spec)
+        if table is not None:
+            return table
+        DeltaTable.create(spec.uri, schema=spec.schema, partition_by=list(spec.partition_by) or None,
+                          name=spec.name, description=spec.description)
+        table = DeltaTable(spec.uri)
+        # delta-rs refuses custom keys at create time but accepts them through ALTER.
+        table.alter.set_table_properties(spec.table_properties(), raise_if_not_exists=False)
+        return DeltaTable(spec.uri)
 
 
 def writer_properties(spec: TableSpec) -> WriterProperties:
@@ -58,16 +152,22 @@ def conform(spec: TableSpec, data: pa.Table) -> pa.Table:
     return pa.Table.from_arrays([data.column(f.name).cast(f.type) for f in spec.schema], schema=spec.schema)
 
 
-def append(spec: TableSpec, data: pa.Table) -> None:
-    ensure_table(spec)
-    write_deltalake(spec.uri, conform(spec, data), mode="append", writer_properties=writer_properties(spec))
+def append(spec: TableSpec, data: pa.Table, commit_metadata: dict[str, str] | None = None) -> None:
+    """One append commit; `commit_metadata` lands in the commit's info (`history()`), e.g. to make a retry
+    recognise that its commit already happened."""
+    with _lake_errors(spec):
+        ensure_table(spec)
+        properties = CommitProperties(custom_metadata=commit_metadata) if commit_metadata else None
+        write_deltalake(spec.uri, conform(spec, data), mode="append", writer_properties=writer_properties(spec),
+                        commit_properties=properties)
 
 
 def replace_where(spec: TableSpec, data: pa.Table, column: str, value: str) -> None:
     """Replace every row whose `column` equals `value` with `data` (all of which carry that value), one commit."""
-    ensure_table(spec)
-    write_deltalake(spec.uri, conform(spec, data), mode="overwrite", predicate=f"{column} = {_sql_literal(value)}",
-                    writer_properties=writer_properties(spec))
+    with _lake_errors(spec):
+        ensure_table(spec)
+        write_deltalake(spec.uri, conform(spec, data), mode="overwrite",
+                        predicate=f"{column} = {_sql_literal(value)}", writer_properties=writer_properties(spec))
 
 
 def merge_by_key(spec: TableSpec, data: pa.Table, source_uri: str) -> dict[str, Any]:
@@ -75,19 +175,20 @@ def merge_by_key(spec: TableSpec, data: pa.Table, source_uri: str) -> dict[str, 
 
     Into an empty table this is a plain append (same result, without the merge's join).
     """
-    table = ensure_table(spec)
-    if row_count(table) == 0:
-        write_deltalake(spec.uri, conform(spec, data), mode="append", writer_properties=writer_properties(spec))
-        return {"num_target_rows_inserted": data.num_rows}
-    predicate = " AND ".join(f"t.{k} = s.{k}" for k in spec.primary_key)
-    return (
-        table.merge(conform(spec, data), predicate=predicate, source_alias="s", target_alias="t",
-                    writer_properties=writer_properties(spec))
-        .when_matched_update_all()
-        .when_not_matched_insert_all()
-        .when_not_matched_by_source_delete(predicate=f"t._source_uri = {_sql_literal(source_uri)}")
-        .execute()
-    )
+    with _lake_errors(spec):
+        table = ensure_table(spec)
+        if row_count(table) == 0:
+            write_deltalake(spec.uri, conform(spec, data), mode="append", writer_properties=writer_properties(spec))
+            return {"num_target_rows_inserted": data.num_rows}
+        predicate = " AND ".join(f"t.{k} = s.{k}" for k in spec.primary_key)
+        return (
+            table.merge(conform(spec, data), predicate=predicate, source_alias="s", target_alias="t",
+                        writer_properties=writer_properties(spec))
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .when_not_matched_by_source_delete(predicate=f"t._source_uri = {_sql_literal(source_uri)}")
+            .execute()
+        )
 
 
 def upsert_changed(spec: TableSpec, data: pa.Table) -> int:
@@ -96,19 +197,20 @@ def upsert_changed(spec: TableSpec, data: pa.Table) -> int:
     Unchanged rows are dropped before the merge, so an unchanged poll writes no new version at all.
     Returns the number of rows written.
     """
-    table = ensure_table(spec)
-    key = list(spec.primary_key)
-    existing = read_snapshot(table, [*key, "_row_hash"])
-    if existing.num_rows:
-        same = data.select([*key, "_row_hash"]).join(existing, keys=[*key, "_row_hash"], join_type="left semi")
-        data = data.join(same.select(key), keys=key, join_type="left anti") if same.num_rows else data
-    if data.num_rows == 0:
-        return 0
-    predicate = " AND ".join(f"t.{k} = s.{k}" for k in key)
-    (table.merge(conform(spec, data), predicate=predicate, source_alias="s", target_alias="t",
-                 writer_properties=writer_properties(spec))
-     .when_matched_update_all().when_not_matched_insert_all().execute())
-    return data.num_rows
+    with _lake_errors(spec):
+        table = ensure_table(spec)
+        key = list(spec.primary_key)
+        existing = read_snapshot(table, [*key, "_row_hash"])
+        if existing.num_rows:
+            same = data.select([*key, "_row_hash"]).join(existing, keys=[*key, "_row_hash"], join_type="left semi")
+            data = data.join(same.select(key), keys=key, join_type="left anti") if same.num_rows else data
+        if data.num_rows == 0:
+            return 0
+        predicate = " AND ".join(f"t.{k} = s.{k}" for k in key)
+        (table.merge(conform(spec, data), predicate=predicate, source_alias="s", target_alias="t",
+                     writer_properties=writer_properties(spec))
+         .when_matched_update_all().when_not_matched_insert_all().execute())
+        return data.num_rows
 
 
 def native_filesystem(table_uri: str) -> pa_fs.FileSystem | None:
@@ -158,7 +260,8 @@ def row_count(table: DeltaTable) -> int:
 
 def overwrite(spec: TableSpec, data: pa.Table, predicate: str | None = None) -> int:
     """Replace the whole table, or the rows matching `predicate`, with `data` in one commit; return the version."""
-    ensure_table(spec)
-    write_deltalake(spec.uri, conform(spec, data), mode="overwrite", predicate=predicate,
-                    writer_properties=writer_properties(spec))
-    return DeltaTable(spec.uri).version()
+    with _lake_errors(spec):
+        ensure_table(spec)
+        write_deltalake(spec.uri, conform(spec, data), mode="overwrite", predicate=predicate,
+                        writer_properties=writer_properties(spec))
+        return DeltaTable(spec.uri).version()

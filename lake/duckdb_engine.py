@@ -1,7 +1,8 @@
 """DuckDB connections with the spatial and delta extensions loaded offline from their PyPI wheels.
 
 No extension is ever downloaded: autoinstall/autoload are switched off and the pinned wheels'
-`extensions/v<version>/<name>.duckdb_extension` files are LOADed by path. Lake tables appear as views.
+`extensions/v<version>/<name>.duckdb_extension` files are LOADed by path. Lake tables appear as views, gold at
+the current release's versions.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import duckdb
 from lake.delta_io import open_table
 from lake.errors import OnemapError
 from lake.registry import ALL_TABLES, TableSpec
+from lake.releases import NotReleased, current_release, version_in
 
 EXTENSIONS = ("spatial", "delta")
 
@@ -52,13 +54,28 @@ def view_names(spec: TableSpec) -> list[str]:
     return names
 
 
+def delta_scan_sql(spec: TableSpec, version: int | None = None) -> str:
+    """`delta_scan` of a table at `version` (the delta extension's time travel), or at its latest when None."""
+    at = f", version => {int(version)}" if version is not None else ""
+    return f"delta_scan('{spec.uri}'{at})"
+
+
 def lake_views(con: duckdb.DuckDBPyConnection, tables: tuple[TableSpec, ...] = ALL_TABLES) -> list[str]:
-    """Create a view per existing lake table (over `delta_scan`); return the view names created."""
+    """Create a view per readable lake table; return the view names created.
+
+    Gold is read at the current release's versions (looked up once, so every gold view comes from one release) and
+    is absent before its first release; the other layers are read at their latest version.
+    """
+    release = current_release()
     created: list[str] = []
     for spec in tables:
-        if open_table(spec) is None:
+        try:
+            version = version_in(release, spec)
+        except NotReleased:
+            continue
+        if version is None and open_table(spec) is None:
             continue
         for view in view_names(spec):
-            con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM delta_scan('{spec.uri}')")
+            con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {delta_scan_sql(spec, version)}")
             created.append(view)
     return created

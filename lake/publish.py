@@ -1,24 +1,24 @@
-"""Publish the audited marts to gold/ (delta-rs) and record every build in meta/publish_log.
+"""Publish the audited marts to gold/ (delta-rs) as one release (see lake.releases).
 
-All gold tables of one build are written, then one publish-log row names their versions: that row is the
-commit point of the build (Delta has no multi-table transaction), and readers who need a consistent map read
-the versions of the latest `published` row. A blocked build writes only its log row: gold stays as it was.
+Every gold table of the build is committed first, then one `published` row of meta/publish_log names the versions
+written: that row is the release's commit point, so readers, who resolve gold through the current release, switch
+from the previous map to this one in a single step. A crash before it leaves the previous release served and gold
+heads ahead of it; the next publish simply writes newer versions. A blocked build writes only its log row.
 """
 
 from __future__ import annotations
-
-import json
-from datetime import datetime, timezone
 
 import duckdb
 import pyarrow as pa
 
 from lake import delta_io
-from lake.errors import OnemapError
+from lake.faults import FAULT_AFTER, crash_point  # noqa: F401 - FAULT_AFTER: the hook's name, for tests
 from lake.registry import GOLD_TABLES, PUBLISH_LOG, TableSpec
+from lake.releases import PUBLISHED, Release, current_release, get_release, log_build, read_gold
 
 
 def gold_versions() -> dict[str, int | None]:
+    """Each gold table's head version (not necessarily released: readers use lake.releases)."""
     return {spec.key: (t.version() if (t := delta_io.open_table(spec)) is not None else None) for spec in GOLD_TABLES}
 
 
@@ -26,44 +26,44 @@ def _district_predicate(districts: list[str]) -> str:
     return "district_code in (" + ", ".join(f"'{d}'" for d in districts) + ")"
 
 
-def publish_marts(con: duckdb.DuckDBPyConnection, districts: list[str] | None) -> dict[str, int | None]:
-    """Write each mart to its gold table: whole tables, or only the rebuilt districts' partitions."""
+def _write(con: duckdb.DuckDBPyConnection, spec: TableSpec, districts: list[str] | None,
+           base: Release | None) -> int:
+    """Write one mart to its gold table in one commit (two when the head must first go back to `base`).
+
+    Partial builds replace their districts' partitions on top of the released version, never on a head that a
+    crashed publish or a rollback left elsewhere, or the new release would mix in rows no release ever served.
+    """
+    incremental = bool(districts) and "district_code" in spec.partition_by
+    where = f"where {_district_predicate(districts)}" if incremental else ""
+    data = con.sql(f"select * from {spec.name} {where}").to_arrow_table()
+    released = base.versions.get(spec.key) if base is not None else None
+    if incremental and released is None:
+        return delta_io.overwrite(spec, data)  # no release has this table: these districts are all of it
+    head = delta_io.open_table(spec)
+    if incremental and head is not None and head.version() != released:
+        head.restore(released)
+    return delta_io.overwrite(spec, data, _district_predicate(districts) if incremental else None)
+
+
+def publish(con: duckdb.DuckDBPyConnection, build_id: str, districts: list[str] | None,
+            gate_results: list[dict]) -> Release:
+    """Write each mart to gold (whole tables, or the rebuilt districts' partitions), then commit the release."""
+    base = current_release()
+    versions: dict[str, int | None] = {}
     for spec in GOLD_TABLES:
-        incremental = bool(districts) and "district_code" in spec.partition_by
-        where = f"where {_district_predicate(districts)}" if incremental else ""
-        data = con.sql(f"select * from {spec.name} {where}").to_arrow_table()
-        delta_io.overwrite(spec, data, _district_predicate(districts) if incremental else None)
-    return gold_versions()
-
-
-def log_build(build_id: str, status: str, districts: list[str] | None, versions: dict[str, int | None],
-              gate_results: list[dict]) -> None:
-    row = {"build_id": build_id, "status": status, "districts": ",".join(districts or []) or "all",
-           "table_versions": json.dumps(versions), "gate_results": json.dumps(gate_results, ensure_ascii=False,
-                                                                               default=str),
-           "published_at": datetime.now(timezone.utc)}
-    delta_io.append(PUBLISH_LOG, pa.Table.from_pylist([row], schema=PUBLISH_LOG.schema))
+        versions[spec.key] = _write(con, spec, districts, base)
+        crash_point(spec.key)
+    log_build(build_id, PUBLISHED, districts, versions, gate_results)
+    crash_point(PUBLISH_LOG.key)
+    return get_release(build_id)
 
 
 def latest_published() -> tuple[str, dict[str, int]] | None:
-    """The build id and gold table versions of the latest published build (None before the first publish).
-
-    Readers that must see one consistent map (the twin, department exports) read gold at these versions rather
-    than at each table's head, which a build in progress may already have moved.
-    """
-    log = delta_io.read_table(PUBLISH_LOG, columns=["build_id", "status", "table_versions", "published_at"]) \
-        if delta_io.open_table(PUBLISH_LOG) is not None else None
-    rows = [r for r in (log.to_pylist() if log is not None else []) if r["status"] == "published"]
-    if not rows:
-        return None
-    latest = max(rows, key=lambda r: r["published_at"])
-    versions = {k: v for k, v in json.loads(latest["table_versions"]).items() if v is not None}
-    return latest["build_id"], versions
+    """(build id, gold versions) of the current release; None before the first publish."""
+    release = current_release()
+    return (release.build_id, release.versions) if release is not None else None
 
 
 def read_published(spec: TableSpec, columns: list[str] | None = None) -> pa.Table:
-    """A gold table as of the latest published build; a clear error when nothing has been published yet."""
-    published = latest_published()
-    if published is None or spec.key not in published[1]:
-        raise OnemapError(f"{spec.key} has no published version yet: run `onemap build` (or `onemap demo`) first")
-    return delta_io.read_table(spec, columns=columns, version=published[1][spec.key])
+    """A gold table as the current release serves it; NotReleased before its first publish."""
+    return read_gold(spec, columns)

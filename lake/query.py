@@ -1,4 +1,7 @@
-"""`onemap query`: read-only SQL over the lake's tables (as DuckDB views) with table/CSV/JSON/GeoJSON/Parquet output."""
+"""`onemap query`: read-only SQL over the lake's tables (as DuckDB views) with table/CSV/JSON/GeoJSON/Parquet output.
+
+Gold views read the current release's versions (lake.duckdb_engine.lake_views), never a gold table's head.
+"""
 
 from __future__ import annotations
 

@@ -33,6 +33,7 @@ from pyspark.sql.types import StructType
 from lake.delta_io import ensure_table
 from lake.errors import OnemapError
 from lake.registry import TableSpec
+from lake.releases import pinned_version
 from lake.settings import REPO_ROOT
 
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
@@ -79,7 +80,11 @@ def has_delta_spark(spark: SparkSession) -> bool:
 
 # --- read ----------------------------------------------------------------------------------------------------
 def read_delta(spark: SparkSession, spec: TableSpec, version: int | None = None) -> DataFrame:
-    """The table's snapshot as a Spark DataFrame with the registry's column order."""
+    """The table's snapshot as a Spark DataFrame with the registry's column order.
+
+    Without `version`, gold is read at the current release's version (never its head), other tables at their latest.
+    """
+    version = pinned_version(spec) if version is None else version
     if has_delta_spark(spark):
         reader = spark.read.format("delta")
         if version is not None:

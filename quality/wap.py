@@ -11,7 +11,8 @@ from pathlib import Path
 
 from lake.duckdb_engine import connect
 from lake.errors import OnemapError
-from lake.publish import gold_versions, log_build, publish_marts
+from lake.publish import publish
+from lake.releases import BLOCKED, current_release, log_build
 from quality.gates import blocking_failures, run_gates
 from quality.report import write_report
 from quality.results import RuleResult
@@ -33,7 +34,7 @@ class GateFailed(OnemapError):
 @dataclass(frozen=True)
 class PublishOutcome:
     build_id: str
-    versions: dict[str, int | None]
+    versions: dict[str, int]  # the release's gold versions
     results: list[RuleResult]
     report: Path
 
@@ -67,15 +68,15 @@ def audit_and_publish(build_id: str, run_results: Path, districts: list[str] | N
     log = [r.as_log() for r in results]
     failures = blocking_failures(results)
     if failures:
-        log_build(build_id, "blocked", districts, gold_versions(), log)
+        served = current_release()
+        log_build(build_id, BLOCKED, districts, served.versions if served is not None else {}, log)
         raise GateFailed(build_id, failures, results, report)
     con = connect(str(build_database()))
     try:
-        versions = publish_marts(con, districts)
+        release = publish(con, build_id, districts, log)
     finally:
         con.close()
-    log_build(build_id, "published", districts, versions, log)
-    return PublishOutcome(build_id, versions, results, report)
+    return PublishOutcome(build_id, release.versions, results, report)
 
 
 def run_one_map(districts: list[str] | None = None, engine: str = "duckdb") -> PublishOutcome:

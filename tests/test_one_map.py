@@ -17,7 +17,7 @@ from lake.batch_ingest import ingest_landing
 from lake.demo_region import PLANTED_RULES, generate_demo_region, region_outline
 from lake.publish import gold_versions
 from lake.query import run_query
-from lake.registry import GOLD_CONFLICTS, PUBLISH_LOG
+from lake.registry import GOLD_CONFLICTS, PARCELS as SILVER_PARCELS, PUBLISH_LOG
 from lake.duckdb_engine import connect
 from lake.transforms_project import build_database, target_dir
 from quality.wap import GateFailed, build_marts, run_one_map
@@ -195,7 +195,9 @@ def _dagster_run_fails_at_the_gate(district: str, parcel_id: str) -> None:
     assert parcel_id in failure.step_failure_data.error.message
 
 
-def test_empty_delivery_blocks_on_reconciliation(planted: dict, tmp_path: Path) -> None:
+def test_empty_delivery_fails_its_batch_and_withdraws_nothing(planted: dict, tmp_path: Path) -> None:
+    """A district's survey re-delivered with no parcels is refused at ingest (it would otherwise withdraw every
+    parcel of the district): silver and gold stay as they were, and the corrected delivery publishes."""
     landed = sorted((planted["home"] / "landing" / "survey" / "parcels" / "2023").glob("DLTB_*.gpkg"))[0]
     keep = tmp_path / landed.name
     shutil.copyfile(landed, keep)
@@ -204,12 +206,11 @@ def test_empty_delivery_blocks_on_reconciliation(planted: dict, tmp_path: Path) 
     pyogrio.write_arrow(table.slice(0, 0), landed, layer="DLTB", geometry_name=meta["geometry_name"] or "geom",
                         geometry_type="Polygon", crs=pyogrio.read_info(keep, layer="DLTB")["crs"])
     district = landed.name.split("_")[1]
-    before = gold_versions()
-    _ingest()
-    with pytest.raises(GateFailed) as failed:
-        run_one_map([district])
-    assert "DISTRICT_AREA_RECONCILES" in str(failed.value) and district in str(failed.value)
-    assert gold_versions() == before
+    silver_before, gold_before = delta_io.read_table(SILVER_PARCELS).num_rows, gold_versions()
+    failed = [r for r in ingest_landing("parcels") if r.status == "failed"]
+    assert [Path(r.source).name for r in failed] == [landed.name]
+    assert "nothing to ingest" in failed[0].message
+    assert delta_io.read_table(SILVER_PARCELS).num_rows == silver_before and gold_versions() == gold_before
     _redeliver_corrected(planted, keep)
     _ingest()
     run_one_map([district])

@@ -1,4 +1,4 @@
-"""What the twin's tiles are made from right now: the latest published gold build and the silver table heads.
+"""What the twin's tiles are made from right now: the current gold release (lake.releases) and the silver heads.
 
 Every tile request asks for the state, so it must be cheap: on a local lake the state is re-read only when a
 `_delta_log` folder of a table we use has changed (a commit adds a file there, which changes the folder's mtime);
@@ -18,9 +18,9 @@ import pyarrow.compute as pc
 
 from lake import delta_io
 from lake.errors import OnemapError
-from lake.publish import latest_published
 from lake.registry import (CONTROL_LINES, DISTRICTS, GOLD_ONE_MAP_PARCELS, HAZARD_POINTS, PARCELS,
                            PUBLISH_LOG, STAC_ASSETS, STAC_ITEMS, TableSpec)
+from lake.releases import current_release
 from lake.settings import current_settings
 
 REMOTE_TTL_S = 5.0
@@ -32,8 +32,8 @@ WATCHED: tuple[TableSpec, ...] = (PUBLISH_LOG, PARCELS, CONTROL_LINES, DISTRICTS
 class LakeState:
     home: Path
     twin: Path  # Settings.twin: the viewer's built files; our caches live in its cache/ folder
-    build_id: str | None  # latest published gold build (None before the first publish)
-    gold_versions: dict[str, int] = field(hash=False)
+    build_id: str | None  # the current release's build (None before the first publish)
+    gold_versions: dict[str, int] = field(hash=False)  # the current release's versions
     silver_versions: dict[str, int | None] = field(hash=False)  # table name → head version
 
     @property
@@ -67,14 +67,14 @@ def _fingerprint(lake_uri: str) -> tuple:
 
 
 def _read_state() -> LakeState:
-    published = latest_published()
+    release = current_release()
     silver = {}
     for spec in WATCHED[1:]:
         table = delta_io.open_table(spec)
         silver[spec.name] = table.version() if table is not None else None
     settings = current_settings()
-    return LakeState(settings.home, settings.twin, published[0] if published else None,
-                     published[1] if published else {}, silver)
+    return LakeState(settings.home, settings.twin, release.build_id if release else None,
+                     release.versions if release else {}, silver)
 
 
 def current_state() -> LakeState:
