@@ -3,7 +3,7 @@
 Data: the one-map benchmark's synthetic region (`benchmarks.onemap_bench.generate`: Voronoi parcels over the demo
 region, clipped to the 38 districts, realistic land-class shares). Its silver parcels are written to gold
 one_map_parcels (land-class names and groups from the domain list) and logged as a published build, so the tiles
-read gold through `read_published` exactly as in production; the one-map build itself is measured in
+read gold at the current release (lake.releases) exactly as in production; the one-map build itself is measured in
 onemap_bench, not here.
 
 Figures: index build (Parquet sorted along a Hilbert curve + the zoom-10 overview raster); per zoom 8, 11 and 14
@@ -37,8 +37,8 @@ def publish_parcels_as_gold() -> str:
     """gold/one_map_parcels from the synthetic silver parcels, then a `published` row naming its version."""
     from lake import delta_io
     from lake.domain import land_classes
-    from lake.publish import log_build
     from lake.registry import GOLD_ONE_MAP_PARCELS, PARCELS
+    from lake.releases import PUBLISHED, log_build
 
     silver = delta_io.read_table(PARCELS)
     codes = silver.column("land_class_code").to_pylist()
@@ -58,7 +58,7 @@ def publish_parcels_as_gold() -> str:
         columns.setdefault(f.name, pa.nulls(n, f.type))
     version = delta_io.overwrite(GOLD_ONE_MAP_PARCELS, pa.table(columns))
     build_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S-bench")
-    log_build(build_id, "published", None, {GOLD_ONE_MAP_PARCELS.key: version}, [])
+    log_build(build_id, PUBLISHED, None, {GOLD_ONE_MAP_PARCELS.key: version}, [])
     return build_id
 
 

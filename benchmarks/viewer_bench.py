@@ -8,9 +8,9 @@ and CIM models ingested, and `benchmarks.tiles_bench.synthetic_buildings` (town-
 seats) added to silver before the twin tiles are built. The rendered map tiles (composite/imagery/overlay caches)
 of a reused home are removed, then `twin_viewer.maptiles.warm()` runs and is timed — what a publish (Dagster
 twin/map_index) or the server's start does: overlay indexes, then the default view's composited tiles. Then two
-page loads at the viewer's default view (渝中, 1280×800), each in a fresh browser: cold = the first page load
-after a publish and that warm-up (the default view's tiles rendered, nothing else); warm = the server's tile
-cache also filled by the first load.
+page loads at the viewer's default view (渝中, 1280×800), each in a fresh browser signed in as the governance center
+(the sign-in is not timed): cold = the first page load after a publish and that warm-up (the default view's tiles
+rendered, nothing else); warm = the server's tile cache also filled by the first load.
 The page's own clock is reported (navigation start → window.twin.ready).
 
     python -m benchmarks.viewer_bench [--buildings 100000] [--parcels 1000000] [--home DIR]
@@ -24,6 +24,7 @@ import os
 import shutil
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results" / "viewer_bench.json"
@@ -33,12 +34,12 @@ def publish_no_conflicts() -> None:
     """The synthetic region has no conflict analysis: publish an empty conflicts table beside its parcels, so the
     conflicts overlay reads a published (empty) layer as it would after a real build."""
     from lake import delta_io
-    from lake.publish import latest_published, log_build
     from lake.registry import GOLD_CONFLICTS
+    from lake.releases import PUBLISHED, current_release, log_build
 
-    build_id, versions = latest_published()
+    release = current_release()
     version = delta_io.overwrite(GOLD_CONFLICTS, GOLD_CONFLICTS.schema.empty_table())
-    log_build(f"{build_id}-viewer", "published", None, {**versions, GOLD_CONFLICTS.key: version}, [])
+    log_build(f"{release.build_id}-viewer", PUBLISHED, None, {**release.versions, GOLD_CONFLICTS.key: version}, [])
 
 
 def build_home(home: Path, buildings: int, parcels: int) -> dict:
@@ -73,11 +74,14 @@ def build_home(home: Path, buildings: int, parcels: int) -> dict:
     return {"steps": steps, "buildings": manifest["buildings"]["count"]}
 
 
-def page_load(url: str) -> dict:
-    """One page load in a fresh browser: seconds until ready (page clock), requests and the tileset's work."""
+def page_load(url: str, token: str) -> dict:
+    """One page load in a fresh browser, signed in first (the sign-in page's own requests are not counted): seconds
+    until ready (page clock), requests and the tileset's work."""
     from twin_viewer.screenshot import browser_session
 
     with browser_session(url, 1280, 800) as session:
+        session.sign_in(token)
+        session.requests.clear()
         wall = session.open(timeout_s=600)
         page = session.page.evaluate(
             "() => ({loaded_s: twin.loadedAt / 1000, marks_ms: twin.marks, features: twin.layers.tileset?.statistics"
@@ -105,6 +109,7 @@ def main() -> None:
     from twin_viewer.maptiles.lakestate import current_state
     from twin_viewer.server.app import ApiConfig, create_app
     from twin_viewer.server.run import serve_in_thread
+    from twin_viewer.server.twin_grants import governance_center_token
 
     for rendered in ("composite", "imagery", "overlay"):  # a reused home's tiles would make "cold" warm
         shutil.rmtree(current_state().cache_dir / rendered, ignore_errors=True)
@@ -113,9 +118,10 @@ def main() -> None:
     out["warm_up_s"] = time.perf_counter() - t
     print(f"warm-up (overlay indexes + {out['default_view']['tiles']} default-view tiles in "
           f"{out['default_view']['seconds']:.1f} s) {out['warm_up_s']:.1f} s", flush=True)
+    token = governance_center_token(timedelta(hours=1))  # the pages sign in as the twin's own department
     with serve_in_thread(create_app(ApiConfig(audit_interval_s=30))) as url:
         for run in ("cold", "warm"):
-            out[run] = r = page_load(url)
+            out[run] = r = page_load(url, token)
             print(f"{run:>4}: initial view loaded in {r['loaded_s']:6.2f} s (page clock; {r['wall_s']:.2f} s wall), "
                   f"{r['requests']} requests ({r['map_tiles']} map tiles), {r['tiles']} tileset tiles with "
                   f"{r['features']:,} buildings drawn, foreign requests {r['foreign_requests']}", flush=True)

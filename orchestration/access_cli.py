@@ -16,7 +16,7 @@ from rich.table import Table
 
 def access_app(guard: Callable, out: Console) -> typer.Typer:
     access = typer.Typer(no_args_is_help=True, help="Department access: departments, tokens, grants, audit.")
-    department = typer.Typer(no_args_is_help=True, help="Create and list departments.")
+    department = typer.Typer(no_args_is_help=True, help="Create, list and delete departments.")
     token = typer.Typer(no_args_is_help=True, help="Issue and revoke bearer tokens.")
     access.add_typer(department, name="department")
     access.add_typer(token, name="token")
@@ -30,6 +30,16 @@ def access_app(guard: Callable, out: Console) -> typer.Typer:
         grants.create_department(name, description)
         out.print(f"department {name} created; grant tables with `onemap access grant {name} TABLE`")
 
+    @department.command("delete")
+    @guard
+    def department_delete(name: str) -> None:
+        """Delete a department and revoke all its tokens for good (a new department of that name is a stranger to
+        them)."""
+        from lake.access import grants
+
+        revoked = grants.delete_department(name)
+        out.print(f"department {name} deleted; {revoked} active token(s) revoked with it")
+
     @department.command("list")
     @guard
     def department_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
@@ -41,23 +51,27 @@ def access_app(guard: Callable, out: Console) -> typer.Typer:
             out.print_json(json.dumps(rows))
             return
         table = Table()
-        for column in ("department", "grants", "tokens"):
+        for column in ("department", "id", "grants", "tokens"):
             table.add_column(column)
         for row in rows:
             granted = "\n".join(f"{key}: columns={', '.join(g['columns'] or ['all'])} "
                                 f"districts={', '.join(g['districts'] or ['all'])}"
                                 for key, g in sorted(row["grants"].items()))
-            table.add_row(row["department"], granted or "(none)", "\n".join(row["tokens"]) or "(none)")
+            table.add_row(row["department"], row["id"], granted or "(none)", "\n".join(row["tokens"]) or "(none)")
         out.print(table)
 
     @token.command("issue")
     @guard
-    def token_issue(department_name: Annotated[str, typer.Argument(metavar="DEPARTMENT")]) -> None:
+    def token_issue(department_name: Annotated[str, typer.Argument(metavar="DEPARTMENT")],
+                    expires_in: Annotated[Optional[str], typer.Option(
+                        "--expires-in", help="Refuse it after this long: 90m, 12h, 30d, 2w. Default: until "
+                                             "revoked.")] = None) -> None:
         """Issue a token; it is shown once (only its hash is kept)."""
         from lake.access import grants
 
-        token_id, secret = grants.issue_token(department_name)
-        out.print(f"token id {token_id} for {department_name} (shown once, keep it safe):", highlight=False)
+        token_id, secret = grants.issue_token(department_name, grants.duration(expires_in) if expires_in else None)
+        until = f", valid for {expires_in}" if expires_in else ""
+        out.print(f"token id {token_id} for {department_name}{until} (shown once, keep it safe):", highlight=False)
         print(secret)
 
     @token.command("revoke")

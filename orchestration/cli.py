@@ -1,4 +1,4 @@
-"""The `onemap` command line: demo, ingest, build, status, query, ui.
+"""The `onemap` command line: demo, ingest, build, status, query, ui, release.
 
 Errors are one line naming the file, row or rule and what to do; `--debug` shows the traceback.
 """
@@ -100,9 +100,11 @@ def build(select: Annotated[Optional[str], typer.Option(help="Dagster asset sele
 def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
            history: Annotated[Optional[str], typer.Option(help="Show the Delta versions of TABLE "
                                                                "(e.g. silver/parcels).")] = None) -> None:
-    """Every lake table: layer, Delta version, rows, last batch, quarantined rows."""
+    """The current gold release, then every lake table: layer, Delta version, rows, last batch, quarantined rows."""
+    from lake.releases import current_release
     from lake.settings import current_settings
     from lake.status import table_history, table_statuses
+    from orchestration.release_cli import release_line
 
     if history:
         spec, rows = table_history(history)
@@ -116,15 +118,18 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
             table.add_row(*("" if v is None else str(v) for v in row.values()))
         out.print(table)
         return
-    statuses = table_statuses()
+    release = current_release()
+    statuses = table_statuses(release)
     if as_json:
         out.print_json(json.dumps([s.as_dict() for s in statuses], default=str))
         return
+    out.print(release_line(release), highlight=False, soft_wrap=True)
     table = Table(title=f"lake {current_settings().lake_uri}")
     for column in ("table", "layer", "version", "rows", "last batch", "last ingested", "quarantined"):
         table.add_column(column, justify="right" if column in ("version", "rows", "quarantined") else "left")
     for s in statuses:
-        table.add_row(s.table, s.layer, str(s.version), f"{s.rows:,}", s.last_batch or "", s.last_ingested_at or "",
+        version = str(s.version) + (f" (head {s.head_version})" if s.head_version != s.version else "")
+        table.add_row(s.table, s.layer, version, f"{s.rows:,}", s.last_batch or "", s.last_ingested_at or "",
                       "" if s.quarantined_rows is None else f"{s.quarantined_rows:,}")
     out.print(table)
 
@@ -161,16 +166,23 @@ def _short(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+DEMO_TOKEN_DAYS = 30
+
+
 @app.command()
 @_guard
 def demo(parcels: Annotated[int, typer.Option(help="Parcels per survey year.")] = 20_000,
          seed: Annotated[int, typer.Option(help="Random seed (the region is deterministic by seed).")] = 0,
          serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the twin viewer when done.")]
          = True) -> None:
-    """Generate the demo region into landing/, ingest it and materialize every asset, then serve the twin."""
+    """Generate the demo region into landing/, ingest it and materialize every asset, sign the governance center in
+    (a printed link), then serve the twin."""
+    from datetime import timedelta
+
     from lake.demo import write_demo
     from lake.settings import current_settings
     from orchestration.build import build as run_build
+    from twin_viewer.server.twin_grants import GOVERNANCE_CENTER, governance_center_token
 
     settings = current_settings()
     with _progress() as bar:
@@ -185,6 +197,9 @@ def demo(parcels: Annotated[int, typer.Option(help="Parcels per survey year.")] 
     outcome = run_build(None)
     out.print(f"materialized {len(outcome.materialized)} assets")
     status(as_json=False, history=None)
+    token = governance_center_token(timedelta(days=DEMO_TOKEN_DAYS))
+    out.print(f"sign in to the twin as the {GOVERNANCE_CENTER} (token valid {DEMO_TOKEN_DAYS} days) while the server "
+              f"runs:\n  http://127.0.0.1:8080/viewer/signin#token={token}", highlight=False, soft_wrap=True)
     if serve_after:
         serve()
 
@@ -228,14 +243,19 @@ def ui(port: Annotated[int, typer.Option(help="Port of the Dagster UI.")] = 3000
 @_guard
 def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="Port.")] = 8080) -> None:
-    """The query API for departments (OGC API – Features, STAC API at /stac, SQL at /sql) and the viewer."""
+    """The query API for departments (OGC API – Features, STAC API at /stac, SQL at /sql) and the viewer. It answers
+    to the Host names in ONEMAP_ALLOWED_HOSTS (default 127.0.0.1, localhost, [::1]) and to --host; links are built
+    from ONEMAP_PUBLIC_URL when set (behind a proxy, say)."""
     import uvicorn
 
     from twin_viewer.server.app import create_app
+    from twin_viewer.server.responses import allow_host
 
+    api = create_app()
+    allow_host(api, host)
     out.print(f"OneMap Twin on http://{host}:{port}/ (the 3D twin at /viewer/, OGC API – Features for GIS clients "
               "at /, STAC at /stac, SQL at /sql; Ctrl+C stops it)", highlight=False, soft_wrap=True)
-    uvicorn.run(create_app(), host=host, port=port, log_level="warning")
+    uvicorn.run(api, host=host, port=port, log_level="warning")
 
 
 def _access() -> typer.Typer:
@@ -245,6 +265,15 @@ def _access() -> typer.Typer:
 
 
 app.add_typer(_access(), name="access")
+
+
+def _release() -> typer.Typer:
+    from orchestration.release_cli import release_app
+
+    return release_app(_guard, out)
+
+
+app.add_typer(_release(), name="release")
 
 if __name__ == "__main__":
     app()

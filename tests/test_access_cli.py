@@ -68,3 +68,24 @@ def test_access_commands_serve_and_audit_after_shutdown(home: Path) -> None:
     assert ("/", 401, None) in seen
     table = onemap(home, "access", "audit")
     assert "refused" in table.stdout
+
+
+def test_token_expiry_and_department_delete(home: Path) -> None:
+    """`token issue --expires-in` and `department delete`: the deleted department's tokens die with it, and a new
+    department of the same name gets a new identity."""
+    assert onemap(home, "access", "department", "create", "emergency").returncode == 0
+    issued = onemap(home, "access", "token", "issue", "emergency", "--expires-in", "30d")
+    assert issued.returncode == 0 and "valid for 30d" in issued.stdout
+    bad = onemap(home, "access", "token", "issue", "emergency", "--expires-in", "soon")
+    assert bad.returncode == 1 and "duration 'soon'" in bad.stderr
+    before = json.loads(onemap(home, "access", "department", "list", "--json").stdout)
+    assert "active until" in before[0]["tokens"][0]
+
+    deleted = onemap(home, "access", "department", "delete", "emergency")
+    assert deleted.returncode == 0 and "1 active token(s) revoked" in deleted.stdout
+    assert json.loads(onemap(home, "access", "department", "list", "--json").stdout) == []
+    assert onemap(home, "access", "department", "create", "emergency").returncode == 0
+    after = json.loads(onemap(home, "access", "department", "list", "--json").stdout)
+    assert after[0]["id"] != before[0]["id"] and after[0]["tokens"] == []
+    missing = onemap(home, "access", "department", "delete", "nobody")
+    assert missing.returncode == 1 and "no department 'nobody'" in missing.stderr

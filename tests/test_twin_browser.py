@@ -1,6 +1,8 @@
 """The twin in a real browser: Debian Chromium (software WebGL via SwiftShader) driven by Playwright against the real
-server over a published demo with its twin tiles built. The tests share one page and run in order; the last one
-checks that, across everything they did, no request left the server and the console stayed clean."""
+server over a published demo with its twin tiles built. The page is first refused (sent to the sign-in page), then
+signed in as the governance center with the sign-in form and with a printed link. The tests share one page and run
+in order; the last but one checks that, across everything they did, no request left the server and the console
+stayed clean; the last signs out."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from lake.registry import BUILDINGS
 from twin_viewer.screenshot import CHROMIUM, Session, browser_session
 from twin_viewer.server.app import ApiConfig, create_app
 from twin_viewer.server.run import serve_in_thread
+from twin_viewer.server.twin_grants import governance_center_token
 
 pytestmark = [pytest.mark.timeout(600),
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} missing: run `make setup`")]
@@ -31,13 +34,36 @@ def session(twin_demo: dict) -> Iterator[Session]:
     mp.setenv("ONEMAP_HOME", str(twin_demo["home"]))
     mp.setenv("ONEMAP_LAKE", str(twin_demo["lake"]))
     try:
+        token = governance_center_token()
         with serve_in_thread(create_app(ApiConfig(audit_interval_s=60))) as url, \
                 browser_session(url, WIDTH, HEIGHT) as browser:
+            sign_in_both_ways(browser, token)
             seconds = browser.open(timeout_s=LOAD_TIMEOUT_S)
             print(f"viewer loaded in {seconds:.1f} s")  # shown with -s; the benchmark measures it properly
             yield browser
     finally:
         mp.undo()
+
+
+def sign_in_both_ways(session: Session, token: str) -> None:
+    """Unauthenticated, the viewer sends the page to the sign-in page (keeping the view it was asked for); the form
+    signs in and returns to that view; the printed link (token in the fragment) signs in as well. The token never
+    appears in a request URL."""
+    page, url = session.page, session.base_url
+    page.goto(f"{url}/viewer/#tab=indicators")
+    page.wait_for_url(f"{url}/viewer/signin?next=%2Fviewer%2F%23tab%3Dindicators", timeout=60_000)
+    assert [e for e in session.console_errors if "401" not in e] == []  # the refused /viewer/session, nothing else
+    session.console_errors.clear()
+    page.fill("#token", token[:-1] + "x")
+    page.click("#signin-form button")
+    page.wait_for_function("() => document.querySelector('#signin-message').textContent.includes('refused')")
+    page.fill("#token", token)
+    page.click("#signin-form button")
+    page.wait_for_url(f"{url}/viewer/#tab=indicators", timeout=60_000)
+    page.context.clear_cookies()
+    session.sign_in(token)  # the printed link: /viewer/signin#token=…
+    assert not any(token.split("_", 2)[2] in u for u in session.requests)
+    session.console_errors[:] = [e for e in session.console_errors if "401" not in e]  # the refused wrong token
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +160,12 @@ def test_nothing_left_the_server_and_the_console_stayed_clean(session: Session) 
     assert session.foreign_requests() == []
     assert session.console_errors == []
     assert session.page.evaluate("() => twin.errors") == []
+
+
+def test_the_page_shows_who_is_signed_in_and_signing_out_ends_the_session(session: Session) -> None:
+    page = session.page
+    assert page.locator("#who-name").inner_text() == "governance-center" and page.locator("#who").is_visible()
+    page.click("#signout")
+    page.wait_for_url(f"{session.base_url}/viewer/signin", timeout=30_000)
+    assert page.evaluate("() => fetch('/twin/api/manifest').then((r) => r.status)") == 401
+    assert page.context.cookies() == []

@@ -1,5 +1,8 @@
 """The twin viewer's server without a browser: tile paths confined to their folders, media types and caching, the
-JSON endpoints against the lake they read, browsers sent to /viewer/, and what the audit trail records."""
+JSON endpoints against the lake they read, browsers sent to /viewer/, and what the audit trail records.
+
+Requests are signed in as the governance center (every table the twin shows, whole) through the real sign-in
+route; what other departments see (and that nothing answers without credentials) is tests/test_twin_signin.py."""
 
 from __future__ import annotations
 
@@ -15,12 +18,14 @@ import pytest
 import shapely
 
 from lake import delta_io
+from lake.access import sessions
 from lake.access.audit import read_audit
 from lake.domain import REGION_CODE
 from lake.publish import read_published
 from lake.registry import BUILDINGS, DISTRICTS, GOLD_CONFLICTS, GOLD_DISTRICT_INDICATORS, GOLD_ONE_MAP_PARCELS
 from twin_viewer.server.app import ApiConfig, create_app
 from twin_viewer.server.run import serve_in_thread
+from twin_viewer.server.twin_grants import governance_center_token
 from twin_viewer.server.viewer import CESIUM_DIR
 
 SECRET = "twin-server-test: this file lies outside every served folder"
@@ -38,9 +43,17 @@ def server(twin_demo: dict, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         with serve_in_thread(app) as url:
             for warm_up in [t for t in threading.enumerate() if t.name.endswith("warm-up")]:
                 warm_up.join(timeout=300)  # its renders would race the tests' own cache checks and outlive the env
-            yield {"url": url, "app": app, "twin": twin_demo["home"] / "twin", "outside": outside, **twin_demo}
+            yield {"url": url, "app": app, "twin": twin_demo["home"] / "twin", "outside": outside,
+                   "auth": sign_in(url, governance_center_token()), **twin_demo}
     finally:
         mp.undo()
+
+
+def sign_in(url: str, token: str) -> dict[str, str]:
+    """The Cookie header of a session opened with `token` on the sign-in route."""
+    response = httpx.post(f"{url}/viewer/signin", json={"token": token}, timeout=30)
+    assert response.status_code == 200, response.text
+    return {"Cookie": f"{sessions.COOKIE_NAME}={response.cookies[sessions.COOKIE_NAME]}"}
 
 
 def raw_get(url: str, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
@@ -58,8 +71,9 @@ def raw_get(url: str, path: str, headers: dict[str, str] | None = None) -> tuple
         conn.close()
 
 
-def get(server: dict, path: str, **kwargs) -> httpx.Response:
-    return httpx.get(server["url"] + path, timeout=60, **kwargs)
+def get(server: dict, path: str, signed_in: bool = True, **kwargs) -> httpx.Response:
+    headers = {**(server["auth"] if signed_in else {}), **kwargs.pop("headers", {})}
+    return httpx.get(server["url"] + path, timeout=60, headers=headers, **kwargs)
 
 
 # --- tile paths ----------------------------------------------------------------------------------------------
@@ -76,7 +90,7 @@ def test_traversal_and_absolute_tile_paths_are_404_and_serve_nothing_outside(ser
         f"/viewer/{outside}",
     ]
     for path in attempts:
-        status, body = raw_get(server["url"], path)
+        status, body = raw_get(server["url"], path, server["auth"])
         assert status == 404, (path, status, body[:200])
         assert SECRET.encode() not in body and b'"build_id"' not in body, path
 
@@ -105,7 +119,9 @@ def test_tiles_have_their_media_types_cache_headers_and_gzip(server: dict) -> No
         assert response.status_code == 200, path
         assert response.headers["content-type"].startswith(media), (path, response.headers["content-type"])
         assert "cache-control" in response.headers and response.headers.get("etag"), path
-    plain = httpx.get(server["url"] + "/twin/buildings/tileset.json", headers={"Accept-Encoding": "identity"})
+        if path.startswith("/twin/"):  # what a department sees: never in a shared cache, kept per cookie
+            assert response.headers["cache-control"].startswith("private") and "Cookie" in response.headers["vary"]
+    plain = get(server, "/twin/buildings/tileset.json", headers={"Accept-Encoding": "identity"})
     assert "content-encoding" not in plain.headers
     assert plain.content == (twin / "buildings" / "tileset.json").read_bytes()
     status, body = raw_get(server["url"], "/viewer/cesium/Cesium.js", {"Accept-Encoding": "gzip"})
@@ -116,11 +132,11 @@ def test_tiles_have_their_media_types_cache_headers_and_gzip(server: dict) -> No
 
 def test_terrain_below_the_built_levels_is_cut_on_request_and_only_where_layer_json_declares_it(server: dict) -> None:
     terrain = server["twin"] / "terrain"
-    layer = httpx.get(server["url"] + "/twin/terrain/layer.json").json()
+    layer = get(server, "/twin/terrain/layer.json").json()
     deepest = layer["available"][-1][0]
     path = f"/twin/terrain/{layer['maxzoom']}/{deepest['startX']}/{deepest['startY']}.terrain"
     assert not (terrain / path.removeprefix("/twin/terrain/")).exists()
-    status, body = raw_get(server["url"], path, {"Accept-Encoding": "gzip"})
+    status, body = raw_get(server["url"], path, {"Accept-Encoding": "gzip", **server["auth"]})
     assert status == 200 and len(gzip.decompress(body)) > 88  # header (88 bytes) and the mesh after it
     response = get(server, path)
     assert response.headers["content-type"] == "application/vnd.quantized-mesh" and response.headers["etag"]
@@ -149,6 +165,7 @@ def test_map_tiles_are_png_and_an_unknown_overlay_is_404(server: dict) -> None:
         response = get(server, path)
         assert response.status_code == 200, (path, response.text[:200])
         assert response.headers["content-type"] in ("image/png", "image/jpeg")
+        assert response.headers["cache-control"].startswith("private") and "Cookie" in response.headers["vary"]
         assert response.content[:4] in (b"\x89PNG", b"\xff\xd8\xff\xe0", b"\xff\xd8\xff\xdb")
     for path in ("/twin/overlay/roads/8/203/105.png", "/twin/overlay/parcels,roads/8/203/105.png",
                  "/twin/overlay/parcels/3/9/0.png",
@@ -236,6 +253,7 @@ def test_search_finds_districts_buildings_and_parcels_with_places_to_fly_to(serv
 
 def test_manifest_layers_and_legend(server: dict) -> None:
     manifest = get(server, "/twin/api/manifest").json()
+    assert manifest["department"] == "governance-center" and all(manifest["layers"].values())
     assert manifest["build_id"] == server["build_id"] and manifest["tiles_current"] is True
     assert manifest["buildings"]["count"] == server["twin_manifest"]["buildings"]["count"] > 0
     assert manifest["maptiles"] is True and manifest["survey_years"]
@@ -275,7 +293,8 @@ def test_warm_up_renders_the_default_view_and_its_tile_requests_are_cache_hits(s
 def test_browsers_go_to_the_viewer_and_json_clients_keep_the_landing_page(server: dict) -> None:
     browser = get(server, "/", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
     assert browser.status_code == 303 and browser.headers["location"] == "/viewer/"
-    assert get(server, "/", headers={"Accept": "application/json"}).status_code == 401  # the OGC landing (token)
+    landing = get(server, "/", signed_in=False, headers={"Accept": "application/json"})
+    assert landing.status_code == 401  # the OGC landing needs a token (or a viewer session)
     page = get(server, "/viewer/")
     assert "/viewer/cesium/Cesium.js" in page.text and "://" not in page.text  # nothing from another host
 
@@ -284,7 +303,7 @@ def test_tiles_are_not_audited_but_api_calls_and_refusals_are(server: dict) -> N
     marker = "audit-marker-7d1"
     get(server, f"/twin/buildings/tileset.json?{marker}")
     get(server, f"/twin/api/search?q={marker}")
-    raw_get(server["url"], f"/twin/buildings/../manifest.json?{marker}")
+    raw_get(server["url"], f"/twin/buildings/../manifest.json?{marker}", server["auth"])
     server["app"].state.audit.flush()
     rows = [r for r in read_audit(limit=100_000).to_pylist() if marker in (r["parameters"] or "")]
     endpoints = {r["endpoint"].split("?")[0]: r["status"] for r in rows}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from datetime import timedelta
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -41,6 +42,13 @@ class Session:
         own = urlsplit(self.base_url).netloc
         return [u for u in self.requests if urlsplit(u).scheme not in ("data", "blob")
                 and urlsplit(u).netloc != own]
+
+    def sign_in(self, token: str, timeout_s: float = 60) -> None:
+        """Sign in as a person does with a printed link: the token rides in the fragment (never sent to the server),
+        the sign-in page posts it and lands on the viewer with the session cookie set."""
+        self.page.goto(f"{self.base_url}/viewer/signin#token={token}")
+        self.page.wait_for_function("() => location.pathname === '/viewer/' && window.twin !== undefined",
+                                    timeout=timeout_s * 1000)
 
     def open(self, hash_: str = "", timeout_s: float = 90) -> float:
         """Load the viewer and wait until globe, tileset and panels report loaded; return the seconds it took."""
@@ -89,9 +97,10 @@ def browser_session(base_url: str, width: int = 1280, height: int = 800) -> Iter
             browser.close()
 
 
-def take_screenshot(base_url: str, output: Path, hash_: str = README_HASH,
+def take_screenshot(base_url: str, token: str, output: Path, hash_: str = README_HASH,
                     width: int = 1600, height: int = 900) -> Path:
     with browser_session(base_url, width, height) as session:
+        session.sign_in(token)
         session.open(hash_, timeout_s=900)  # not a measurement: a loaded machine may take minutes
         session.page.wait_for_timeout(3500)  # the "loaded in" badge fades out
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -102,13 +111,14 @@ def take_screenshot(base_url: str, output: Path, hash_: str = README_HASH,
 def main() -> None:
     from twin_viewer.server.app import create_app
     from twin_viewer.server.run import serve_in_thread
+    from twin_viewer.server.twin_grants import governance_center_token
 
     parser = argparse.ArgumentParser(description="Screenshot the twin viewer over $ONEMAP_HOME.")
     parser.add_argument("output", type=Path, nargs="?", default=Path("docs/images/twin.png"))
     parser.add_argument("--hash", default=README_HASH, help="permalink state to open")
     args = parser.parse_args()
     with serve_in_thread(create_app()) as url:
-        print(take_screenshot(url, args.output, args.hash))
+        print(take_screenshot(url, governance_center_token(timedelta(hours=1)), args.output, args.hash))
 
 
 if __name__ == "__main__":

@@ -1,22 +1,31 @@
-"""A department's read-only view of the lake: one DuckDB database holding only its granted tables, as views.
+"""A department's view of the lake: its granted relations, queried only inside a sandbox worker.
 
-Each view selects only the granted columns and, for a district-restricted grant, only the granted districts'
-rows, so every path (OGC API, STAC API, SQL) enforces the same grant by construction. After the views are made the
-connection is locked down: file access only below the lake root, no extension loading, a memory limit, and
-`lock_configuration` so no statement can undo any of it.
+The catalog holds no connection. It names the department's relations — each granted table's snapshot (gold at the
+current release's version, other layers at the version current when the catalog was resolved), its granted columns
+and districts — and sends them with every statement to a worker of the sandbox pool, which builds a database of
+that department alone. Every path (OGC API, STAC API, SQL) goes through `cursor()`, so every path gets the same
+isolation and the same time and memory limits.
 """
 
 from __future__ import annotations
 
+import io
 import threading
+import time
 from dataclasses import dataclass
+from typing import Any
 
-import duckdb
+import pyarrow as pa
 
 from lake.access.grants import Department, TableGrant, department, load
+from lake.access.sandbox import SandboxLimits, SandboxPool
+from lake.access.sandbox_plan import QueryRequest, Relation, plan_key
 from lake.delta_io import open_table
-from lake.duckdb_engine import connect, view_names
+from lake.duckdb_engine import view_names
+from lake.releases import NotReleased, current_release, version_in
 from lake.settings import current_settings
+
+RESOLVE_EVERY_S = 1.0  # how stale a department's snapshot versions may be (a new ingest shows within this)
 
 
 def quote(identifier: str) -> str:
@@ -27,74 +36,108 @@ def literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+class SandboxCursor:
+    """The DB-API subset the handlers use (`execute`, `fetchone`, `fetchall`, `to_arrow_table`); the statement runs
+    in a worker when its result is fetched."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+        self._sql, self._params = "", []
+
+    def __enter__(self) -> SandboxCursor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def execute(self, sql: str, params: list[Any] | None = None) -> SandboxCursor:
+        self._sql, self._params = sql, list(params or [])
+        return self
+
+    def fetchall(self, max_rows: int = 1_000_000) -> list[tuple]:
+        return self._catalog.run(self._sql, self._params, arrow=False, max_rows=max_rows)
+
+    def fetchone(self) -> tuple | None:
+        rows = self.fetchall(max_rows=1)
+        return rows[0] if rows else None
+
+    def to_arrow_table(self, max_rows: int = 1_000_000) -> pa.Table:
+        body = self._catalog.run(self._sql, self._params, arrow=True, max_rows=max_rows)
+        return pa.ipc.open_stream(io.BytesIO(body)).read_all()
+
+
 @dataclass(frozen=True)
 class Catalog:
-    """The department's connection and its views (view name → grant)."""
+    """The department's relations (view name → grant) and the pool its statements run in."""
 
-    con: duckdb.DuckDBPyConnection
+    pool: SandboxPool
+    department_id: str
+    relations: tuple[Relation, ...]
     views: dict[str, TableGrant]
 
-    def cursor(self) -> duckdb.DuckDBPyConnection:
-        """A cursor of its own per request: queries run in parallel and each can be interrupted alone."""
-        return self.con.cursor()
+    def cursor(self) -> SandboxCursor:
+        return SandboxCursor(self)
 
     def grant_for(self, view: str) -> TableGrant | None:
         return self.views.get(view)
 
-
-def _view_sql(grant: TableGrant) -> str:
-    columns = ", ".join(quote(c) for c in grant.columns)
-    sql = f"SELECT {columns} FROM delta_scan({literal(grant.spec.uri)})"
-    if grant.districts is not None:
-        sql += f" WHERE district_code IN ({', '.join(literal(d) for d in grant.districts)})"
-    return sql
+    def run(self, sql: str, params: list[Any], *, arrow: bool, max_rows: int) -> Any:
+        limits = self.pool.limits
+        return self.pool.run(QueryRequest(
+            plan_key(self.department_id, self.relations), self.relations, sql, params, arrow, max_rows,
+            limits.max_result_bytes, limits.duckdb_memory, limits.threads))
 
 
-def build_catalog(department: Department, existing: frozenset[str], memory_limit: str, threads: int) -> Catalog:
-    con = connect()
+def relations_of(department: Department) -> tuple[tuple[Relation, ...], dict[str, TableGrant]]:
+    """The department's granted tables that are readable now, each at a pinned snapshot version."""
+    release = current_release()
+    relations: list[Relation] = []
     views: dict[str, TableGrant] = {}
-    for key, grant in sorted(department.grants.items()):
-        if key not in existing:
+    for _, grant in sorted(department.grants.items()):
+        spec = grant.spec
+        if spec.layer == "meta":  # the logs (audit, ingest, publish) are the platform's own: never a department's
             continue
-        for view in view_names(grant.spec):
-            con.execute(f"CREATE VIEW {quote(view)} AS {_view_sql(grant)}")
-            views[view] = grant
-    settings = current_settings()
-    if settings.lake_is_local:
-        con.execute(f"SET allowed_directories = [{literal(settings.lake_uri.removeprefix('file://'))}]")
-        con.execute("SET enable_external_access = false")
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute(f"SET memory_limit = {literal(memory_limit)}")
-    con.execute(f"SET threads = {int(threads)}")
-    con.execute("SET lock_configuration = true")
-    return Catalog(con, views)
+        try:
+            version = version_in(release, spec)
+        except NotReleased:
+            continue  # gold before its first release: nothing to read yet
+        if version is None:
+            table = open_table(spec)
+            if table is None:
+                continue
+            version = table.version()
+        names = tuple(view_names(spec))
+        relations.append(Relation(names, spec.uri, version, grant.columns, grant.districts,
+                                  "district_code" in spec.partition_by))
+        views.update((name, grant) for name in names)
+    return tuple(relations), views
 
 
 class Catalogs:
-    """Catalogs cached per department, rebuilt when its grants change or a granted table appears."""
+    """Catalogs per department, re-resolved at most every RESOLVE_EVERY_S, all sharing one sandbox pool."""
 
-    def __init__(self, memory_limit: str = "2GB", threads: int = 2) -> None:
-        self._memory_limit, self._threads = memory_limit, threads
-        self._cache: dict[str, tuple[tuple, Catalog]] = {}
+    def __init__(self, limits: SandboxLimits | None = None) -> None:
+        self.pool = SandboxPool(limits or SandboxLimits())
+        self._cache: dict[str, tuple[tuple[str, str], float, Catalog]] = {}
         self._lock = threading.Lock()
 
     def get(self, department: Department) -> Catalog:
-        """Tables granted but not yet written are re-checked on each call; existing ones are not re-opened."""
-        lake = current_settings().lake_uri
+        stamp = (department.fingerprint, current_settings().lake_uri)
         with self._lock:
-            cached = self._cache.get(department.name)
-            if cached is not None and cached[0][:2] == (department.fingerprint, lake):
-                missing = [g for k, g in department.grants.items() if k not in cached[0][2]]
-                if not any(open_table(g.spec) is not None for g in missing):
-                    return cached[1]
-            existing = frozenset(k for k, g in department.grants.items() if open_table(g.spec) is not None)
-            catalog = build_catalog(department, existing, self._memory_limit, self._threads)
-            self._cache[department.name] = ((department.fingerprint, lake, existing), catalog)
-            return catalog
+            cached = self._cache.get(department.id)
+            if cached is not None and cached[0] == stamp and time.monotonic() - cached[1] < RESOLVE_EVERY_S:
+                return cached[2]
+        relations, views = relations_of(department)
+        catalog = Catalog(self.pool, department.id, relations, views)
+        with self._lock:
+            self._cache[department.id] = (stamp, time.monotonic(), catalog)
+        return catalog
 
     def warm(self) -> None:
-        """Build every department's catalog now (each loads DuckDB's extensions, about a second) so first
-        requests do not wait; run in the background at server start."""
+        """Resolve every department's relations now, so first requests do not wait."""
         config = load()
         for name in config["departments"]:
             self.get(department(config, name))
+
+    def close(self) -> None:
+        self.pool.close()

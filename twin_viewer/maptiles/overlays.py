@@ -13,6 +13,7 @@ the tile's pixel size.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 
 from lake import delta_io
@@ -65,44 +67,65 @@ def _columns(spec: TableSpec) -> list[str]:
     return [f.name for f in spec.columns] + ["geometry"]
 
 
-def _parcels_source(state: LakeState, year: int | None) -> Source:
+Districts = tuple[str, ...] | None  # only these districts' features (a department's grant); None: all
+
+
+def _reader(spec: TableSpec, version: int | None, districts: Districts,
+            where: pc.Expression | None = None) -> Callable[[], pa.Table]:
+    """Reads the features of `spec` at `version` (those matching `where`, in `districts`)."""
+    if districts is not None:
+        inside = pc.field("district_code").isin(list(districts))
+        where = inside if where is None else where & inside
+
+    def read() -> pa.Table:
+        table = delta_io.open_table(spec, version)
+        if table is None:
+            return spec.schema.empty_table().select(_columns(spec))
+        return delta_io.read_snapshot(table, _columns(spec), where)
+
+    return read
+
+
+def _key(key: str, districts: Districts) -> str:
+    """A source restricted to some districts has an index and tiles of its own, beside the whole layer's."""
+    if districts is None:
+        return key
+    return f"{key}-d{hashlib.sha1(','.join(sorted(districts)).encode()).hexdigest()[:12]}"
+
+
+def _parcels_source(state: LakeState, year: int | None, districts: Districts) -> Source:
     latest = gold_survey_year(state)
     build = state.build_id or ""
     if year is None or year == latest:
-        return Source("parcels", f"{build}-y{latest}", build, GOLD_ONE_MAP_PARCELS,
-                      lambda: delta_io.read_table(GOLD_ONE_MAP_PARCELS, _columns(GOLD_ONE_MAP_PARCELS),
-                                                  state.gold_version(GOLD_ONE_MAP_PARCELS)),
+        return Source("parcels", _key(f"{build}-y{latest}", districts), build, GOLD_ONE_MAP_PARCELS,
+                      _reader(GOLD_ONE_MAP_PARCELS, state.gold_version(GOLD_ONE_MAP_PARCELS), districts),
                       land_class_style(), "land_class_code", overview=True)
     years = survey_years(state)
     if year not in years:
         raise UnknownLayerError(f"no parcels for survey year {year}; survey years: {years}")
     version = state.silver_version(PARCELS)
-
-    def read() -> pa.Table:
-        table = delta_io.open_table(PARCELS, version)
-        return table.to_pyarrow_table(columns=_columns(PARCELS), filters=[("survey_year", "=", year)])
-
-    return Source("parcels", f"{build}-s{version}-y{year}", build, PARCELS, read, land_class_style(),
+    return Source("parcels", _key(f"{build}-s{version}-y{year}", districts), build, PARCELS,
+                  _reader(PARCELS, version, districts, pc.field("survey_year") == year), land_class_style(),
                   "land_class_code", overview=True)
 
 
-def source(layer: str, year: int | None = None, state: LakeState | None = None) -> Source:
-    """The data behind an overlay (and its cache key) for the current lake state."""
+def source(layer: str, year: int | None = None, state: LakeState | None = None, districts: Districts = None) \
+        -> Source:
+    """The data behind an overlay (and its cache key) for the current lake state, optionally only some districts'."""
     state = state or current_state()
     if layer == "parcels":
-        return _parcels_source(state, year)
+        return _parcels_source(state, year, districts)
     build = state.build_id or ""
     if layer == "conflicts":
-        state.gold_version(GOLD_CONFLICTS)  # a clear error before the first publish
-        return Source("conflicts", build, build, GOLD_CONFLICTS,
-                      lambda: delta_io.read_table(GOLD_CONFLICTS, _columns(GOLD_CONFLICTS),
-                                                  state.gold_version(GOLD_CONFLICTS)),
+        version = state.gold_version(GOLD_CONFLICTS)  # a clear error before the first publish
+        return Source("conflicts", _key(build, districts), build, GOLD_CONFLICTS,
+                      _reader(GOLD_CONFLICTS, version, districts),
                       conflict_style(), "severity", overview=True, all_touched=True)
     if layer == "control_lines":
         state.gold_version(GOLD_ONE_MAP_PARCELS)  # the overlays show one published map: none before a publish
         version = state.silver_version(CONTROL_LINES)
-        return Source("control_lines", f"{build}-s{version}", build, CONTROL_LINES,
-                      lambda: delta_io.read_table(CONTROL_LINES, _columns(CONTROL_LINES), version),
+        return Source("control_lines", _key(f"{build}-s{version}", districts), build, CONTROL_LINES,
+                      _reader(CONTROL_LINES, version, districts),
                       control_line_style(), "line_type", overview=False)
     raise UnknownLayerError(f"no overlay layer {layer!r}; layers: {', '.join(LAYERS)}")
 
@@ -132,13 +155,14 @@ def _draw(src: Source, index: FeatureIndex, z: int, x: int, y: int) -> bytes:
     return render.encode_png(render.colour(fill, src.style, lines, lines_over_all=src.layer != "conflicts"))
 
 
-def overlay_tile(layer: str, z: int, x: int, y: int, year: int | None = None) -> bytes:
-    """Transparent 256×256 PNG of an overlay at an XYZ Web-Mercator tile (see the module doc for sources)."""
+def overlay_tile(layer: str, z: int, x: int, y: int, year: int | None = None, districts: Districts = None) -> bytes:
+    """Transparent 256×256 PNG of an overlay at an XYZ Web-Mercator tile (see the module doc for sources), drawn
+    from `districts`' features only when given."""
     check_tile(z, x, y)
     if layer not in LAYERS:
         raise UnknownLayerError(f"no overlay layer {layer!r}; layers: {', '.join(LAYERS)}")
     state = current_state()
-    src = source(layer, year, state)
+    src = source(layer, year, state, districts)
     folder = state.cache_dir / "overlay" / layer / src.key
     path = tilecache.tile_path(folder, z, x, y)
     body = tilecache.read(path)
@@ -158,13 +182,14 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def parcel_at(lon: float, lat: float, year: int | None = None) -> dict | None:
-    """The attributes of the parcel under (lon, lat) in WGS84/CGCS2000 degrees, or None.
+def parcel_at(lon: float, lat: float, year: int | None = None, districts: Districts = None) -> dict | None:
+    """The attributes of the parcel under (lon, lat) in WGS84/CGCS2000 degrees (among `districts`' parcels when
+    given), or None.
 
     The latest survey year answers from the published one map (gold columns), other years from silver parcels
     (silver columns). A point on a boundary shared by two parcels returns one of them.
     """
-    src = source("parcels", year)
+    src = source("parcels", year, districts=districts)
     index = src.index(current_state())
     x, y = (float(v) for v in mercator_xy(lon, lat))
     rows = index.query((x, y, x, y), ["geometry"])

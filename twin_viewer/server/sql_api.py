@@ -1,17 +1,14 @@
-"""`POST /sql`: one checked SELECT over the department's granted views, bounded in time, rows and memory.
+"""`POST /sql`: one checked SELECT over the department's granted relations, bounded in time, rows and memory.
 
-The statement is checked by lake.access.sql_guard (403 outside the grant, 400 for anything but a read), then runs
-on its own cursor of the department's locked-down catalog; a timer interrupts it at the time limit, so a runaway
-query ends with a clear 400 while other requests keep being served.
+The statement is checked by lake.access.sql_guard (403 outside the grant, 400 for anything but a read), then runs in
+a sandbox worker holding nothing but the department's grant (lake.access.sandbox): past the time or memory limit
+the worker is killed and replaced, and the request ends with a 400 naming the limit.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import Literal
 
-import duckdb
-import pyarrow as pa
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
@@ -33,24 +30,6 @@ class SqlRequest(BaseModel):
     format: Literal["json", "csv", "geojson", "parquet"] = "json"
 
 
-def run_bounded(catalog: Catalog, sql: str, timeout_s: float) -> pa.Table:
-    cursor = catalog.cursor()
-    timer = threading.Timer(timeout_s, cursor.interrupt)
-    timer.start()
-    try:
-        return cursor.execute(sql).to_arrow_table()
-    except duckdb.InterruptException:
-        raise ApiError(400, f"query stopped at the {timeout_s:g} s time limit; narrow it (WHERE, bbox columns, "
-                            "LIMIT) or aggregate, or run big jobs with Spark", outcome="timeout") from None
-    except duckdb.OutOfMemoryException:
-        raise ApiError(400, "query stopped at the memory limit; aggregate or narrow it", outcome="error") from None
-    except duckdb.Error as exc:
-        raise ApiError(400, f"query failed: {str(exc).splitlines()[0]}") from None
-    finally:
-        timer.cancel()
-        cursor.close()
-
-
 @router.post("/sql")
 def sql(body: SqlRequest, request: Request, catalog: Catalog = Depends(current_catalog)) -> Response:
     request.state.audit["parameters"] = f"format={body.format}\n{body.sql}"
@@ -60,7 +39,7 @@ def sql(body: SqlRequest, request: Request, catalog: Catalog = Depends(current_c
         statement = check_sql(body.sql, views, config.sql_max_rows)
     except SqlRefused as exc:
         raise ApiError(exc.status, str(exc)) from None
-    table = run_bounded(catalog, statement, config.sql_timeout_s)
+    table = catalog.cursor().execute(statement).to_arrow_table(max_rows=config.sql_max_rows + 1)
     truncated = table.num_rows > config.sql_max_rows
     table = table.slice(0, config.sql_max_rows)
     request.state.audit["rows"] = table.num_rows

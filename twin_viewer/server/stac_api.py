@@ -2,7 +2,8 @@
 
 Items are rebuilt from the lake rows: geometry from WKB, properties and extensions from the item's stored JSON,
 assets from stac_assets; links point back at this API. Reading the catalog needs a full grant on stac_items
-(stac_assets is added when granted). Paging is by offset in `next` links (GET query or POST body).
+(stac_assets is added when granted). Paging is by offset in `next` links (GET query or POST body). Search takes
+`bbox` or `intersects` (a GeoJSON geometry: URL-encoded JSON on GET, an object on POST), never both.
 """
 
 from __future__ import annotations
@@ -12,17 +13,22 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import shapely
 from fastapi import APIRouter, Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, model_validator
+from shapely.geometry.base import BaseGeometry
+from starlette.concurrency import run_in_threadpool
 
 from lake.access.catalog import Catalog
 from lake.registry import STAC_ITEMS
 from twin_viewer.server.deps import current_catalog
 from twin_viewer.server.errors import ApiError, not_granted
 from twin_viewer.server.filters import bbox_clause, time_clause, where
-from twin_viewer.server.responses import GEOJSON, json_response
-from twin_viewer.server.params import parse_bbox, parse_datetime, parse_limit, parse_offset
+from twin_viewer.server.params import (MAX_GEOJSON_BYTES, MAX_INTEGER, check_id, checked_query, parse_bbox,
+                                      parse_datetime, parse_intersects, parse_limit, parse_names, parse_offset)
+from twin_viewer.server.responses import GEOJSON, base_url, json_response, request_link
 
 router = APIRouter()
 
@@ -32,18 +38,37 @@ CONFORMANCE = [f"{API}/core", f"{API}/collections", f"{API}/ogcapi-features", f"
                "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
                "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson"]
 ITEMS, ASSETS = "stac_items", "stac_assets"
+PAGE_PARAMS = {"bbox", "datetime", "limit", "offset"}
+SEARCH_PARAMS = PAGE_PARAMS | {"intersects", "collections", "ids"}
 
 
 class SearchBody(BaseModel):
-    """POST /search body (STAC API item-search)."""
+    """POST /search body (STAC API item-search). Strict JSON types (no "10" for 10, no true for 1); bounds are
+    checked by the same parsers as GET's."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     bbox: list[float] | None = None
+    intersects: dict[str, Any] | None = None
     datetime: str | None = None
     collections: list[str] | None = None
     ids: list[str] | None = None
     limit: int | None = None
     offset: int | None = None
+    _geometry: BaseGeometry | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _parse_intersects(self) -> SearchBody:
+        """Parsed while the body is validated: a bad geometry is a 400 like any bad field, and the handler (and the
+        audit record it writes) only ever sees a checked one."""
+        try:
+            self._geometry = parse_intersects(self.intersects)
+        except ApiError as exc:
+            raise ValueError(exc.detail) from None
+        return self
+
+    @property
+    def geometry(self) -> BaseGeometry | None:
+        return self._geometry
 
 
 def _require_stac_grant(catalog: Catalog) -> None:
@@ -53,7 +78,7 @@ def _require_stac_grant(catalog: Catalog) -> None:
 
 
 def _root(request: Request) -> str:
-    return f"{str(request.base_url).rstrip('/')}/stac"
+    return f"{base_url(request)}/stac"
 
 
 def _iso(value: Any) -> str | None:
@@ -131,21 +156,37 @@ class Page:
 
     @property
     def has_next(self) -> bool:
-        return self.offset + len(self.items) < self.matched
+        """Also false where the next offset would pass the parsers' bound (so no link leads to a 400)."""
+        return self.offset + len(self.items) < self.matched and self.offset + self.limit <= MAX_INTEGER
 
 
-def _search(request: Request, catalog: Catalog, *, bbox: Any, datetime: str | None, collections: list[str] | None,
-            ids: list[str] | None, limit: Any, offset: Any) -> Page:
+def _intersects_clause(geometry: BaseGeometry | None) -> tuple[list[str], list[Any]]:
+    """The geometry's bounds first (file and row-group skipping on the bbox_* columns), then the exact test."""
+    if geometry is None:
+        return [], []
+    clauses, params = bbox_clause(geometry.bounds)
+    return ([*clauses, "ST_Intersects(ST_GeomFromWKB(geometry), ST_GeomFromWKB(?))"],
+            [*params, shapely.to_wkb(geometry)])
+
+
+def _search(request: Request, catalog: Catalog, *, bbox: Any, intersects: BaseGeometry | None, datetime: str | None,
+            collections: Any, ids: Any, limit: Any, offset: Any) -> Page:
+    """Raw parameter values (query text or body JSON) in, each parsed and bounded here; `intersects` comes parsed."""
     _require_stac_grant(catalog)
     config = request.app.state.config
     limit_n = parse_limit(limit, config.items_default_limit, config.items_max_limit)
     offset_n = parse_offset(offset)
-    clauses, params = bbox_clause(parse_bbox(bbox))
-    time_sql, time_params = time_clause(parse_datetime(datetime), "coalesce(start_datetime, datetime)",
-                                         "coalesce(end_datetime, datetime)")
-    clauses, params = clauses + time_sql, params + time_params
-    for column, values in (("collection", collections), ("item_id", ids)):
-        if values:
+    box = parse_bbox(bbox)
+    if box is not None and intersects is not None:
+        raise ApiError(400, "bbox and intersects: give one or the other, not both (STAC API item search)")
+    clauses, params = bbox_clause(box)
+    for more_sql, more_params in (_intersects_clause(intersects),
+                                  time_clause(parse_datetime(datetime), "coalesce(start_datetime, datetime)",
+                                              "coalesce(end_datetime, datetime)")):
+        clauses, params = clauses + more_sql, params + more_params
+    for column, values in (("collection", parse_names("collections", collections)),
+                           ("item_id", parse_names("ids", ids))):
+        if values is not None:
             clauses.append(f"{column} IN ({', '.join('?' for _ in values)})")
             params.extend(values)
     items = _items(catalog, _root(request), clauses, params, limit_n, offset_n)
@@ -158,10 +199,6 @@ def _search(request: Request, catalog: Catalog, *, bbox: Any, datetime: str | No
 def _item_collection(page: Page, links: list[dict[str, Any]]) -> Response:
     return json_response({"type": "FeatureCollection", "features": page.items, "links": links,
                           "numberMatched": page.matched, "numberReturned": len(page.items)}, GEOJSON)
-
-
-def _split(value: str | None) -> list[str] | None:
-    return [v for v in value.split(",") if v] if value else None
 
 
 @router.get("/")
@@ -202,7 +239,7 @@ def collections(request: Request, catalog: Catalog = Depends(current_catalog)) -
 @router.get("/collections/{collection_id}")
 def collection(collection_id: str, request: Request, catalog: Catalog = Depends(current_catalog)) -> Response:
     _require_stac_grant(catalog)
-    docs = _collection_docs(catalog, _root(request), collection_id)
+    docs = _collection_docs(catalog, _root(request), check_id("collection", collection_id))
     if not docs:
         raise ApiError(404, f"no STAC collection {collection_id!r}")
     return json_response(docs[0])
@@ -210,20 +247,19 @@ def collection(collection_id: str, request: Request, catalog: Catalog = Depends(
 
 @router.get("/collections/{collection_id}/items")
 def collection_items(collection_id: str, request: Request, catalog: Catalog = Depends(current_catalog)) -> Response:
-    q = request.query_params
-    page = _search(request, catalog, bbox=q.get("bbox"), datetime=q.get("datetime"), collections=[collection_id],
-                   ids=None, limit=q.get("limit"), offset=q.get("offset"))
-    links = [{"rel": "self", "href": str(request.url), "type": GEOJSON}]
+    q = checked_query(request, PAGE_PARAMS)
+    page = _search(request, catalog, bbox=q.get("bbox"), intersects=None, datetime=q.get("datetime"),
+                   collections=[collection_id], ids=None, limit=q.get("limit"), offset=q.get("offset"))
+    links = [{"rel": "self", "href": request_link(request), "type": GEOJSON}]
     if page.has_next:
-        links.append({"rel": "next", "href": str(request.url.include_query_params(offset=page.offset + page.limit)),
-                      "type": GEOJSON})
+        links.append({"rel": "next", "href": request_link(request, offset=page.offset + page.limit), "type": GEOJSON})
     return _item_collection(page, links)
 
 
 @router.get("/collections/{collection_id}/items/{item_id}")
 def item(collection_id: str, item_id: str, request: Request, catalog: Catalog = Depends(current_catalog)) -> Response:
-    page = _search(request, catalog, bbox=None, datetime=None, collections=[collection_id], ids=[item_id], limit=1,
-                   offset=0)
+    page = _search(request, catalog, bbox=None, intersects=None, datetime=None, collections=[collection_id],
+                   ids=[item_id], limit=1, offset=0)
     if not page.items:
         raise ApiError(404, f"no item {item_id!r} in STAC collection {collection_id!r}")
     return json_response(page.items[0], GEOJSON)
@@ -231,23 +267,40 @@ def item(collection_id: str, item_id: str, request: Request, catalog: Catalog = 
 
 @router.get("/search")
 def search_get(request: Request, catalog: Catalog = Depends(current_catalog)) -> Response:
-    q = request.query_params
-    page = _search(request, catalog, bbox=q.get("bbox"), datetime=q.get("datetime"),
-                   collections=_split(q.get("collections")), ids=_split(q.get("ids")), limit=q.get("limit"),
-                   offset=q.get("offset"))
-    links = [{"rel": "self", "href": str(request.url), "type": GEOJSON},
+    q = checked_query(request, SEARCH_PARAMS)
+    page = _search(request, catalog, bbox=q.get("bbox"), intersects=parse_intersects(q.get("intersects")),
+                   datetime=q.get("datetime"), collections=q.get("collections"), ids=q.get("ids"),
+                   limit=q.get("limit"), offset=q.get("offset"))
+    links = [{"rel": "self", "href": request_link(request), "type": GEOJSON},
              {"rel": "root", "href": f"{_root(request)}/", "type": "application/json"}]
     if page.has_next:
-        links.append({"rel": "next", "href": str(request.url.include_query_params(offset=page.offset + page.limit)),
+        links.append({"rel": "next", "href": request_link(request, offset=page.offset + page.limit),
                       "type": GEOJSON, "method": "GET"})
     return _item_collection(page, links)
 
 
-@router.post("/search")
-def search_post(body: SearchBody, request: Request, catalog: Catalog = Depends(current_catalog)) -> Response:
+async def _search_body(request: Request) -> SearchBody:
+    """At most MAX_GEOJSON_BYTES read (413 beyond, in the API's error shape), then parsed as strict JSON: no NaN, and
+    nesting bounded by the parser, so no body can reach a recursion or serialisation limit further on."""
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_GEOJSON_BYTES:
+            raise ApiError(413, f"the search body is larger than {MAX_GEOJSON_BYTES:,} bytes")
+    try:
+        return SearchBody.model_validate_json(bytes(raw))
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+
+
+@router.post("/search", openapi_extra={"requestBody": {
+    "required": True, "content": {"application/json": {"schema": SearchBody.model_json_schema()}}}})
+async def search_post(request: Request, catalog: Catalog = Depends(current_catalog)) -> Response:
+    body = await _search_body(request)
     request.state.audit["parameters"] = body.model_dump_json(exclude_none=True)
-    page = _search(request, catalog, bbox=body.bbox, datetime=body.datetime, collections=body.collections,
-                   ids=body.ids, limit=body.limit, offset=body.offset)
+    page = await run_in_threadpool(
+        _search, request, catalog, bbox=body.bbox, intersects=body.geometry, datetime=body.datetime,
+        collections=body.collections, ids=body.ids, limit=body.limit, offset=body.offset)
     links = [{"rel": "root", "href": f"{_root(request)}/", "type": "application/json"}]
     if page.has_next:
         next_body = {**body.model_dump(exclude_none=True), "offset": page.offset + page.limit, "limit": page.limit}

@@ -1,7 +1,18 @@
-// JSON from the twin's own server (/twin/api); errors carry the server's description.
+// JSON from the twin's own server (/twin/api); errors carry the server's description. Every call rides on the
+// session cookie set by the sign-in page; a 401 (no session, or it ended) sends the browser there, coming back to
+// this very view afterwards.
+
+export function toSignIn() {
+  const here = window.location.pathname + window.location.hash;
+  window.location.replace(`/viewer/signin?next=${encodeURIComponent(here)}`);
+}
 
 export async function getJson(path) {
   const response = await fetch(path, { headers: { Accept: "application/json" } });
+  if (response.status === 401) {
+    toSignIn();
+    return new Promise(() => {}); // the page is going away: nothing after this call should run
+  }
   const body = await response.json().catch(() => null);
   if (!response.ok) {
     const error = new Error(body?.description ?? `${response.status} ${response.statusText}`);
@@ -12,6 +23,7 @@ export async function getJson(path) {
 }
 
 export const api = {
+  session: () => getJson("/viewer/session"),
   manifest: () => getJson("/twin/api/manifest"),
   defaults: () => getJson("/viewer/defaults.json"),
   districts: () => getJson("/twin/api/districts"),

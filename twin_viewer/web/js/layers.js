@@ -56,6 +56,8 @@ export class LayerSet {
   }
 
   get(id) { return this.layers.get(id); }
+  // What the department's grants let it see (the manifest says, per layer).
+  granted(id) { return Boolean(this.manifest.layers?.[id]); }
   visibleIds() { return [...this.layers.values()].filter((l) => l.wanted).map((l) => l.id); }
 
   add(layer) { this.layers.set(layer.id, layer); return layer; }
@@ -68,7 +70,7 @@ export class LayerSet {
     const base = this.add(new Layer("base", "底图", "Natural Earth II"));
     base.apply = (v) => { viewer.imageryLayers.get(0).show = v; };
 
-    this.addMapLayer("imagery", "遥感影像", "imagery (STAC)", { available: maps });
+    this.addMapLayer("imagery", "遥感影像", "imagery (STAC)", this.options("imagery", maps));
 
     const terrain = this.add(new Layer("terrain", "地形", "terrain (DEM)", {
       available: Boolean(manifest.terrain?.available), note: manifest.terrain?.warning ?? "",
@@ -80,16 +82,15 @@ export class LayerSet {
       };
     }
 
-    this.addMapLayer("parcels", "地块", "parcels by land class", {
-      available: maps, note: "放大后显示 · shown when zoomed in",
-    });
-    this.addMapLayer("control_lines", "三条控制线", "control lines", { available: maps });
-    this.addMapLayer("conflicts", "冲突图斑", "conflicts", { available: maps });
+    this.addMapLayer("parcels", "地块", "parcels by land class", this.options("parcels", maps,
+      "放大后显示 · shown when zoomed in"));
+    this.addMapLayer("control_lines", "三条控制线", "control lines", this.options("control_lines", maps));
+    this.addMapLayer("conflicts", "冲突图斑", "conflicts", this.options("conflicts", maps));
 
-    const buildings = this.add(new Layer("buildings", "建筑", "buildings (3D Tiles)", {
+    const buildings = this.add(new Layer("buildings", "建筑", "buildings (3D Tiles)", this.granted("buildings") ? {
       available: Boolean(manifest.buildings?.tileset),
       note: manifest.buildings ? `${manifest.buildings.count ?? "?"} 栋 buildings` : "尚未生成 · not built yet",
-    }));
+    } : this.options("buildings", true)));
     if (buildings.available) {
       this.tileset = await C.Cesium3DTileset.fromUrl(`/twin/${manifest.buildings.tileset}`, {
         maximumScreenSpaceError: 16,
@@ -98,17 +99,25 @@ export class LayerSet {
       buildings.apply = (v) => { this.tileset.show = v; };
     }
 
-    const hazards = this.add(new Layer("hazards", "地灾隐患点", "hazard points", { available: maps }));
-    if (maps) {
+    const hazards = this.add(new Layer("hazards", "地灾隐患点", "hazard points", this.options("hazards", maps)));
+    if (hazards.available) {
       const source = await this.hazardSource();
       await viewer.dataSources.add(source);
       hazards.apply = (v) => { source.show = v; };
     }
 
-    const districts = this.add(new Layer("districts", "区县", "districts"));
-    const districtSource = await this.districtSource(maps);
-    await viewer.dataSources.add(districtSource);
-    districts.apply = (v) => { districtSource.show = v; };
+    const districts = this.add(new Layer("districts", "区县", "districts", this.options("districts", true)));
+    if (districts.available) {
+      const districtSource = await this.districtSource(maps);
+      await viewer.dataSources.add(districtSource);
+      districts.apply = (v) => { districtSource.show = v; };
+    }
+  }
+
+  // A layer is available when the server can draw it and the department was granted its table.
+  options(id, drawable, note = "") {
+    if (!this.granted(id)) return { available: false, note: "未授权 · not granted to your department" };
+    return { available: drawable, note };
   }
 
   addMapLayer(id, zh, en, options) {

@@ -210,7 +210,9 @@ function wireSearch(viewer, panel) {
     event.preventDefault();
     const q = input.value.trim();
     if (!q) return;
-    const { results } = await api.search(q);
+    const { results } = await api.search(q).catch((error) => ({
+      results: [{ kind: "", label: error.message }],
+    }));
     if (results.length === 1) {
       await choose(results[0]);
       return;
@@ -256,8 +258,17 @@ function renderLegend(entries) {
   }));
 }
 
+// Who is signed in, beside the sign-out button (an unauthenticated page has already gone to the sign-in page).
+function showSignedIn(who) {
+  $("who-name").textContent = who.department;
+  $("who").title = who.expires_at ? `会话至 session until ${who.expires_at}` : "";
+  $("who").hidden = false;
+  twin.department = who.department;
+}
+
 async function main() {
   mark("script");
+  showSignedIn(await api.session());
   const viewer = createViewer();
   twin.viewer = viewer;
   const hash = readHash();
@@ -299,9 +310,12 @@ async function main() {
       if (d) flyToPlace(viewer, d, { minRange: 20000 });
     });
 
+  const granted = manifest.layers ?? {};
   const [indicatorData, districts, legend] = await Promise.all([
-    api.indicators().catch((error) => ({ missing: error.message })), api.districts(),
-    manifest.maptiles ? api.legend() : Promise.resolve([]), loadConflicts(viewer, panel)]);
+    api.indicators().catch((error) => ({ missing: error.message })),
+    granted.districts ? api.districts() : Promise.resolve([]),
+    manifest.maptiles && granted.parcels ? api.legend() : Promise.resolve([]),
+    loadConflicts(viewer, panel).catch((error) => { $("conflict-count").textContent = error.message; })]);
   twin.districts = districts;
   if (indicatorData.missing) $("indicator-note").textContent = indicatorData.missing;
   else indicators.load(indicatorData);
