@@ -31,6 +31,9 @@ from lake.access.sandbox_plan import QueryRequest, Relation
 from lake.duckdb_engine import extension_path
 
 CACHED_DATABASES = 8
+IN_MEMORY_FILE_BYTES = 128 * 1024 ** 2  # a granted snapshot whose files are smaller is decoded once and kept
+IN_MEMORY_TOTAL_BYTES = 512 * 1024 ** 2  # decoded snapshots kept per worker (least recently used go first)
+_decoded: OrderedDict[Relation, pa.Table] = OrderedDict()
 
 
 def _address_space_kb() -> int:
@@ -45,7 +48,7 @@ def cap_memory(budget_bytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def relation_data(relation: Relation) -> pa_ds.Dataset | pa.Table:
+def granted_part(relation: Relation) -> pa_ds.Dataset | pa.Table:
     """The granted part of one table snapshot: granted columns only, granted districts only."""
     snapshot = delta_io.dataset(DeltaTable(relation.uri, version=relation.version))
     granted = pa.schema([snapshot.schema.field(c) for c in relation.columns])
@@ -56,6 +59,28 @@ def relation_data(relation: Relation) -> pa_ds.Dataset | pa.Table:
         fragments = list(snapshot.get_fragments(filter=wanted))
         return pa_ds.FileSystemDataset(fragments, granted, snapshot.format, snapshot.filesystem)
     return snapshot.to_table(columns=list(relation.columns), filter=wanted)  # small attribute tables
+
+
+def _file_bytes(data: pa_ds.FileSystemDataset) -> int:
+    return sum(info.size or 0 for info in data.filesystem.get_file_info(data.files))
+
+
+def relation_data(relation: Relation) -> pa_ds.Dataset | pa.Table:
+    """The granted part, decoded into memory when it is small enough: a snapshot never changes, and a feature page
+    or an aggregate then scans Arrow buffers instead of decoding Parquet again (a worker's CPU per OGC bbox page
+    was mostly that decoding). Larger snapshots stay datasets, scanned with DuckDB's filters pushed down."""
+    if relation in _decoded:
+        _decoded.move_to_end(relation)
+        return _decoded[relation]
+    data = granted_part(relation)
+    if isinstance(data, pa_ds.FileSystemDataset):
+        if _file_bytes(data) > IN_MEMORY_FILE_BYTES:
+            return data
+        data = data.to_table()
+    _decoded[relation] = data
+    while sum(t.nbytes for t in _decoded.values()) > IN_MEMORY_TOTAL_BYTES and len(_decoded) > 1:
+        _decoded.popitem(last=False)
+    return data
 
 
 def open_database(relations: tuple[Relation, ...], memory_limit: str, threads: int) -> duckdb.DuckDBPyConnection:
