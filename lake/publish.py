@@ -12,7 +12,7 @@ import duckdb
 import pyarrow as pa
 
 from lake import delta_io
-from lake.faults import FAULT_AFTER, crash_point  # noqa: F401 - FAULT_AFTER: the hook's name, for tests
+from lake.faults import crash_point
 from lake.registry import GOLD_TABLES, PUBLISH_LOG, TableSpec
 from lake.releases import PUBLISHED, Release, current_release, get_release, log_build, read_gold
 

@@ -83,19 +83,26 @@ def set_up_departments() -> tuple[dict[str, str], str]:
 
 
 @contextmanager
-def api_server(home: Path, config: ApiConfig) -> Iterator[ApiServer]:
-    """Lake + departments under `home` (ONEMAP_HOME set for the duration), then the server."""
+def department_lake(home: Path) -> Iterator[tuple[dict[str, str], str]]:
+    """The small lake and three departments under `home`, with ONEMAP_HOME set to it for the duration; yields the
+    departments' tokens and a revoked token."""
     previous = os.environ.get("ONEMAP_HOME")
     os.environ["ONEMAP_HOME"] = str(home)
     try:
         write_parcel_grid(GRID_SIDE, DISTRICTS)
         write_stac_items()
-        tokens, revoked = set_up_departments()
-        app = create_app(config)
-        with serve_in_thread(app) as url:
-            yield ApiServer(url, app, tokens, revoked)
+        yield set_up_departments()
     finally:
         if previous is None:
             os.environ.pop("ONEMAP_HOME", None)
         else:
             os.environ["ONEMAP_HOME"] = previous
+
+
+@contextmanager
+def api_server(home: Path, config: ApiConfig) -> Iterator[ApiServer]:
+    """The department lake under `home`, then the server in a thread."""
+    with department_lake(home) as (tokens, revoked):
+        app = create_app(config)
+        with serve_in_thread(app) as url:
+            yield ApiServer(url, app, tokens, revoked)

@@ -17,7 +17,8 @@ import pytest
 
 from lake import delta_io
 from lake.errors import OnemapError
-from lake.publish import FAULT_AFTER, gold_versions
+from lake.faults import FAULT_AFTER
+from lake.publish import gold_versions
 from lake.query import run_query
 from lake.registry import GOLD_CONFLICTS, GOLD_DISTRICT_INDICATORS, GOLD_ONE_MAP_PARCELS, GOLD_TABLES, PARCELS, \
     PUBLISH_LOG, TableSpec

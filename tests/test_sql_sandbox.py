@@ -8,7 +8,6 @@ into the sandbox with the guard skipped, because the sandbox alone must already 
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -21,8 +20,7 @@ import pytest
 from lake.access.catalog import Catalogs
 from lake.access.grants import department, load
 from lake.access.sandbox import QueryRefused, SandboxLimits
-from lake.grid_parcels import write_parcel_grid
-from tests.api_server import DISTRICTS, GRID_SIDE, set_up_departments, write_stac_items
+from tests.api_server import GRID_SIDE, department_lake
 from twin_viewer.server.run import ServerProcess, serve_in_process
 
 MEMORY_MB, TIMEOUT_S = 1024, 6.0
@@ -40,19 +38,9 @@ def outside_markers(home: Path) -> list[str]:
 def lake_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("sandbox") / "home"
     home.mkdir()
-    previous = os.environ.get("ONEMAP_HOME")
-    os.environ["ONEMAP_HOME"] = str(home)
-    try:
-        write_parcel_grid(GRID_SIDE, DISTRICTS)
-        write_stac_items()
-        tokens, _ = set_up_departments()
-        (home / "tokens.txt").write_text("\n".join(f"{d}={t}" for d, t in tokens.items()))
+    with department_lake(home) as (tokens_by_department, _):
+        (home / "tokens.txt").write_text("\n".join(f"{d}={t}" for d, t in tokens_by_department.items()))
         yield home
-    finally:
-        if previous is None:
-            os.environ.pop("ONEMAP_HOME", None)
-        else:
-            os.environ["ONEMAP_HOME"] = previous
 
 
 def tokens(home: Path) -> dict[str, str]:
