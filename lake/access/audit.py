@@ -184,9 +184,10 @@ class AuditLog:
                     os.replace(self._current, self._segment_name())
                     os.close(self._journal)
                     self._journal = self._open_journal()
-            committed = _committed_segments()
+            segments = sorted(self._dir.glob(f"segment-{self._id}-*.jsonl"))
+            committed = _committed_segments() if segments else set()  # an idle tick reads no Delta log
             moved = 0
-            for segment in sorted(self._dir.glob(f"segment-{self._id}-*.jsonl")):
+            for segment in segments:
                 if segment.name not in committed:
                     records = _segment_records(segment)
                     if records:

@@ -100,10 +100,6 @@ def open_database(relations: tuple[Relation, ...], memory_limit: str, threads: i
     return con
 
 
-def _rows(cursor: duckdb.DuckDBPyConnection, max_rows: int) -> list[tuple]:
-    return cursor.fetchmany(max_rows)
-
-
 def _arrow(cursor: duckdb.DuckDBPyConnection, max_rows: int) -> bytes:
     reader = cursor.to_arrow_reader(min(max_rows, 10_000))
     batches, rows = [], 0
@@ -128,7 +124,7 @@ def run(request: QueryRequest, databases: OrderedDict[str, duckdb.DuckDBPyConnec
             databases.popitem(last=False)[1].close()
     databases.move_to_end(request.plan_key)
     con.execute(request.sql, request.params)  # on the connection itself: registered relations are its own
-    return _arrow(con, request.max_rows) if request.arrow else _rows(con, request.max_rows)
+    return _arrow(con, request.max_rows) if request.arrow else con.fetchmany(request.max_rows)
 
 
 def answer(request: QueryRequest, databases: OrderedDict[str, duckdb.DuckDBPyConnection]) -> tuple:
